@@ -1,0 +1,46 @@
+# Practice Portal: `make run` serves the portal on SQLite with demo data; `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := .make
+DEV_ENV := PORTAL_CONFIG=development FLASK_APP=wsgi DEV_OUTBOX=1
+
+.PHONY: run test setup setup-dev frontend clean
+
+run: setup frontend
+	$(DEV_ENV) $(BIN)/flask db upgrade
+	$(DEV_ENV) $(BIN)/flask seed-demo
+	$(DEV_ENV) $(BIN)/flask run --host 127.0.0.1 --port 5000
+
+test: setup-dev frontend
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP)/requirements: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/requirements-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@mkdir -p $(STAMP) && touch $@ $(STAMP)/requirements
+
+setup: $(STAMP)/requirements
+setup-dev: $(STAMP)/requirements-dev
+
+# htmx comes from npm (pinned in package-lock.json) into static/vendor; never from a CDN.
+# Without Node.js the portal still works: every page is plain HTML forms, HTMX only enhances.
+frontend: static/vendor/htmx.min.js
+
+static/vendor/htmx.min.js: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error && \
+		mkdir -p static/vendor && cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js; \
+	else \
+		echo "Node.js/npm not found: HTMX enhancements are off (install Node.js 18+ and rerun to enable them)."; \
+	fi
+
+clean:
+	rm -rf $(VENV) $(STAMP) node_modules static/vendor

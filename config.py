@@ -1,0 +1,151 @@
+"""Settings for the portal, read from environment variables.
+
+Pick a class with ``PORTAL_CONFIG`` (development, testing, production). Production is the
+default so that a server started without configuration refuses to run on unsafe defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+DEV_SECRET_KEY = "development-only-secret-key-do-not-deploy"
+
+# OWASP Password Storage Cheat Sheet: argon2id pairs of (memory KiB, iterations) that meet
+# the minimum, with parallelism 1. Production must meet one of them.
+OWASP_ARGON2_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def database_url(url: str | None) -> str:
+    """Normalise a database URL so PostgreSQL always goes through psycopg 3."""
+    if not url:
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        return f"sqlite:///{INSTANCE_DIR / 'portal.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    ENV_NAME = "production"
+    PORTAL_NAME = os.environ.get("PORTAL_NAME", "Practice Portal")
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    # Base URL for links in emails; never taken from the request's Host header.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # argon2id; defaults are the OWASP minimum (19 MiB, 2 iterations, 1 lane).
+    ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)
+    ARGON2_MEMORY_COST = _int("ARGON2_MEMORY_COST", 19456)
+    ARGON2_PARALLELISM = _int("ARGON2_PARALLELISM", 1)
+    PASSWORD_MIN_LENGTH = 12
+    PASSWORD_MAX_LENGTH = 256
+
+    # Server-side sessions: database by default, Redis when SESSION_REDIS_URL is set.
+    SESSION_REDIS_URL = os.environ.get("SESSION_REDIS_URL")
+    SESSION_KEY_PREFIX = os.environ.get("SESSION_KEY_PREFIX", "portal:session:")
+    SESSION_PERMANENT = False
+    SESSION_USE_SIGNER = False
+    SESSION_COOKIE_NAME = "portal_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
+
+    INVITATION_MAX_AGE = timedelta(hours=48)
+    PASSWORD_RESET_MAX_AGE = timedelta(hours=1)
+
+    # Email: "outbox" stores messages in the database (development, tests); "smtp" sends.
+    MAIL_TRANSPORT = os.environ.get("MAIL_TRANSPORT", "smtp")
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Practice Portal <no-reply@portal.test>")
+    MAIL_TIMEOUT_SECONDS = _int("MAIL_TIMEOUT_SECONDS", 10)
+
+    DEV_OUTBOX = _bool("DEV_OUTBOX", False)
+    # Accept addresses under the reserved .test domain (demo data); never in production.
+    EMAIL_ALLOW_TEST_DOMAIN = _bool("EMAIL_ALLOW_TEST_DOMAIN", False)
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    MAIL_TRANSPORT = os.environ.get("MAIL_TRANSPORT", "outbox")
+    DEV_OUTBOX = _bool("DEV_OUTBOX", True)
+    EMAIL_ALLOW_TEST_DOMAIN = True
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("TEST_DATABASE_URL") or "sqlite://")
+    # The cheap hash is allowed here only; ProductionConfig.validate refuses it.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 8
+    ARGON2_PARALLELISM = 1
+    WTF_CSRF_ENABLED = False
+    MAIL_TRANSPORT = "outbox"
+    DEV_OUTBOX = True
+    EMAIL_ALLOW_TEST_DOMAIN = True
+    PUBLIC_BASE_URL = "http://portal.test"
+    SESSION_REDIS_URL = os.environ.get("TEST_SESSION_REDIS_URL")
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-portal_session"
+
+    @classmethod
+    def validate(cls, settings) -> None:
+        """Refuse to start on settings that would be unsafe in production."""
+        problems = []
+        key = settings.get("SECRET_KEY")
+        if not key or key in {DEV_SECRET_KEY, TestingConfig.SECRET_KEY} or len(key) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if settings.get("DEV_OUTBOX"):
+            problems.append("DEV_OUTBOX must be off in production")
+        if settings.get("EMAIL_ALLOW_TEST_DOMAIN"):
+            problems.append("EMAIL_ALLOW_TEST_DOMAIN must be off in production")
+        if settings.get("MAIL_TRANSPORT") != "smtp":
+            problems.append("MAIL_TRANSPORT must be smtp in production")
+        memory = settings.get("ARGON2_MEMORY_COST", 0)
+        time_cost = settings.get("ARGON2_TIME_COST", 0)
+        if not any(memory >= m and time_cost >= t for m, t in OWASP_ARGON2_MINIMUMS):
+            problems.append("ARGON2_MEMORY_COST/ARGON2_TIME_COST are below the OWASP minimum")
+        if problems:
+            raise RuntimeError("Refusing to start: " + "; ".join(problems))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

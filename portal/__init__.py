@@ -1,0 +1,71 @@
+"""Practice Portal: a server-rendered portal for clinical practices, with MFA at its heart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+import os
+
+from config import BASE_DIR, CONFIGS, ProductionConfig
+
+
+def create_app(config=None) -> Flask:
+    """Build the application.
+
+    `config` is a config class, a name from `config.CONFIGS`, or a mapping of overrides on
+    top of the class named by PORTAL_CONFIG (default: production).
+    """
+    app = Flask(
+        __name__,
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+        instance_path=str(BASE_DIR / "instance"),
+    )
+    overrides: Mapping = {}
+    if config is None or isinstance(config, Mapping):
+        overrides = config or {}
+        config = os.environ.get("PORTAL_CONFIG", "production")
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise RuntimeError(f"PORTAL_CONFIG must be one of {', '.join(CONFIGS)}")
+        config = CONFIGS[config]
+    app.config.from_object(config)
+    app.config.update(overrides)
+    if issubclass(config, ProductionConfig):
+        ProductionConfig.validate(app.config)
+
+    from portal import access, cli, errors, headers, htmx
+    from portal.auth import bp as auth_bp
+    from portal.dashboard import bp as dashboard_bp
+    from portal.extensions import csrf, db, login_manager, mail, migrate
+    from portal.practice import bp as practice_bp
+    from portal.security import bp as security_bp
+    from portal.models.base import render_item
+    from portal.sessions import init_sessions
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+    init_sessions(app)
+
+    access.init_login_manager(login_manager)
+    access.init_app(app)
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(security_bp)
+    app.register_blueprint(practice_bp)
+    if app.config["DEV_OUTBOX"]:
+        from portal.dev import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+    errors.init_app(app)
+    headers.init_app(app)
+    htmx.init_app(app)
+    cli.init_app(app)
+    return app

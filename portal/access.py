@@ -1,0 +1,98 @@
+"""Who may reach what: one gate for every request, plus role checks for blueprints.
+
+Every endpoint is protected unless its view is marked `@public`. The gate runs before any
+view, so fragments and HTMX endpoints are covered like full pages.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, request, url_for
+from flask_login import LoginManager, current_user
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.htmx import hx_redirect, is_htmx
+
+
+def public(view):
+    """Mark a view as reachable without logging in."""
+    view.is_public = True
+    return view
+
+
+def role_required(*roles: str, status: int = 403):
+    """Allow only users with one of `roles`; others get `status` (404 hides the area)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if current_user.role not in roles:
+                abort(status)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return `target` if it is a local path on this site, else None (no open redirects)."""
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return None
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(ch) < 32 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def init_login_manager(login_manager: LoginManager) -> None:
+    from portal.models import User
+
+    login_manager.session_protection = None  # server-side sessions; ids are regenerated instead
+    login_manager.login_view = "auth.login"
+
+    @login_manager.user_loader
+    def load_user(alternative_id: str):
+        """Resolve "id:session_version"; an older version means the session was ended."""
+        try:
+            user_id, version = (int(part) for part in str(alternative_id).split(":"))
+        except ValueError:
+            return None
+        user = db.session.scalar(select(User).where(User.id == user_id))
+        if user is None or not user.active or user.session_version != version:
+            return None
+        return user
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def require_login():
+        if request.endpoint is None or request.endpoint == "static":
+            return None
+        view = app.view_functions.get(request.endpoint)
+        if getattr(view, "is_public", False):
+            return None
+        if current_user.is_authenticated:
+            return None
+        login_url = url_for("auth.login", next=_next_for_login())
+        if is_htmx():
+            response = hx_redirect(login_url)
+            response.status_code = 401
+            return response
+        return hx_redirect(login_url)
+
+
+def _next_for_login() -> str | None:
+    if request.method != "GET" or is_htmx():
+        return None
+    return safe_next(request.full_path.rstrip("?"))
+
+
+__all__ = ["current_app", "init_app", "init_login_manager", "public", "role_required", "safe_next"]

@@ -1,0 +1,1 @@
+"""Account services: passwords, users, invitations and password resets (no request or render)."""

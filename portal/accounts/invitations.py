@@ -1,0 +1,126 @@
+"""Invitations: how a practice admin adds a user, and how an email becomes verified."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, url_for
+from sqlalchemy import select, update
+
+from portal.accounts import passwords, tokens
+from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired, TokenUsed
+from portal.accounts.users import create_user, normalise_email
+from portal.delivery import send_email
+from portal.extensions import db
+from portal.models import Invitation, User
+from portal.models.user import PRACTICE_ROLES
+
+PURPOSE = "invitation"
+
+
+def invite(*, admin: User, email: str, display_name: str, role: str, now: datetime) -> Invitation:
+    """Create an invitation to the admin's practice and email its link.
+
+    Raises EmailTaken, InvalidEmail, ValueError (role), DeliveryError. On a delivery failure
+    nothing is kept, so the admin can simply try again. Earlier open invitations for the
+    same address and practice are revoked, leaving one live link.
+    """
+    if role not in PRACTICE_ROLES:
+        raise ValueError(f"Unknown role {role!r}")
+    email = normalise_email(email)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise EmailTaken()
+    for old in db.session.scalars(
+        select(Invitation).where(
+            Invitation.email == email,
+            Invitation.practice_id == admin.practice_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ):
+        old.revoked_at = now
+    nonce, nonce_hash = tokens.new_nonce()
+    invitation = Invitation(
+        practice_id=admin.practice_id,
+        email=email,
+        display_name=display_name.strip(),
+        role=role,
+        invited_by_id=admin.id,
+        nonce_hash=nonce_hash,
+        created_at=now,
+        expires_at=now + current_app.config["INVITATION_MAX_AGE"],
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    link = public_url("auth.accept_invitation", token=tokens.sign(PURPOSE, invitation.id, nonce))
+    try:
+        send_email(
+            email,
+            f"You are invited to {current_app.config['PORTAL_NAME']}",
+            "invitation",
+            invitation=invitation,
+            practice_name=admin.practice.name,
+            inviter_name=admin.display_name,
+            link=link,
+            hours=int(current_app.config["INVITATION_MAX_AGE"].total_seconds() // 3600),
+        )
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return invitation
+
+
+def load(token: str, *, now: datetime) -> Invitation:
+    """Return the open invitation a link points to. Raises InvalidToken, TokenExpired, TokenUsed."""
+    record_id, nonce = tokens.unsign(PURPOSE, token)
+    invitation = db.session.get(Invitation, record_id)
+    if invitation is None or not tokens.nonce_matches(invitation.nonce_hash, nonce):
+        raise InvalidToken()
+    if invitation.accepted_at is not None:
+        raise TokenUsed()
+    if invitation.revoked_at is not None:
+        raise InvalidToken("This invitation was replaced by a newer one. Use the latest email.")
+    if now >= invitation.expires_at:
+        raise TokenExpired("This invitation has expired. Ask your practice admin to invite you again.")
+    return invitation
+
+
+def accept(token: str, password: str, *, now: datetime) -> User:
+    """Create the invited user with this password and a verified email; use up the link.
+
+    Raises InvalidToken, TokenExpired, TokenUsed, WeakPassword, EmailTaken. The invitation
+    row is claimed with a conditional UPDATE so two concurrent accepts create one user.
+    """
+    invitation = load(token, now=now)
+    passwords.check_policy(password)
+    claimed = db.session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None))
+        .values(accepted_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise TokenUsed()
+    try:
+        user = create_user(
+            email=invitation.email,
+            display_name=invitation.display_name,
+            role=invitation.role,
+            practice=invitation.practice,
+            password=password,
+            email_verified_at=now,
+        )
+        db.session.flush()
+    except EmailTaken:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return user
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link built from PUBLIC_BASE_URL, never from the request's Host header."""
+    path = url_for(endpoint, _external=False, **values)
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path

@@ -1,0 +1,34 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter your email address."), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(message="Enter your password."), Length(max=256)])
+    submit = SubmitField("Log In")
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter your email address."), Length(max=254)])
+    submit = SubmitField("Email me a reset link")
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired(message="Choose a password."), Length(max=256)],
+        description="At least 12 characters. A passphrase of several words works well.",
+    )
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[DataRequired(message="Repeat the password."), EqualTo("password", message="The two passwords differ.")],
+    )
+    submit = SubmitField("Set password")
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField("Log Out")
+
+
+__all__ = ["ForgotPasswordForm", "LoginForm", "LogoutForm", "NewPasswordForm", "StringField"]

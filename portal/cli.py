@@ -1,0 +1,127 @@
+"""Command-line tools: demo data, practices and users for real use, the dev outbox."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from portal.accounts import passwords, users
+from portal.accounts.errors import AccountError
+from portal.delivery import outbox
+from portal.extensions import db
+from portal.models import Practice, User
+from portal.models.base import utcnow
+from portal.models.user import ROLES
+
+DEMO_PASSWORD = "Demo-Passw0rd!"
+DEMO_PRACTICES = {"Demo Family Practice": False, "Required MFA Clinic": True}
+DEMO_USERS = (
+    ("clinician@demo.test", "Casey Clinician", "clinician", "Demo Family Practice"),
+    ("staff@demo.test", "Sam Staff", "staff", "Demo Family Practice"),
+    ("admin@demo.test", "Alex Admin", "practice_admin", "Demo Family Practice"),
+    ("provider@required.test", "Pat Provider", "clinician", "Required MFA Clinic"),
+    ("admin@required.test", "Robin Admin", "practice_admin", "Required MFA Clinic"),
+    ("support@portal.test", "Sasha Support", "support", None),
+)
+
+
+def seed_demo() -> None:
+    """Create or reset the demo practices and users (idempotent)."""
+    password_hash = passwords.hash_password(DEMO_PASSWORD)
+    practices = {}
+    for name, required in DEMO_PRACTICES.items():
+        practice = db.session.scalar(select(Practice).where(Practice.name == name))
+        if practice is None:
+            practice = Practice(name=name)
+            db.session.add(practice)
+        practice.mfa_required = required
+        practices[name] = practice
+    for email, display_name, role, practice_name in DEMO_USERS:
+        user = db.session.scalar(select(User).where(User.email == email))
+        if user is None:
+            user = User(email=email, session_version=1)
+            db.session.add(user)
+        user.display_name = display_name
+        user.role = role
+        user.practice = practices[practice_name] if practice_name else None
+        user.active = True
+        if user.email_verified_at is None:
+            user.email_verified_at = utcnow()
+        if user.password_hash is None or not passwords.verify_password(user.password_hash, DEMO_PASSWORD):
+            user.password_hash = password_hash
+    db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Create the demo practices and users (safe to run again)."""
+        if current_app.config["ENV_NAME"] == "production":
+            raise click.ClickException("seed-demo is for development only")
+        seed_demo()
+        click.echo("Demo data ready. Every demo user's password is: " + DEMO_PASSWORD)
+        for email, _, role, practice in DEMO_USERS:
+            click.echo(f"  {email:<24} {role:<15} {practice or '(support)'}")
+        click.echo("These accounts are for demonstration only; never load them into a real deployment.")
+
+    @app.cli.command("create-practice")
+    @click.argument("name")
+    def create_practice_command(name):
+        """Create a practice called NAME."""
+        name = name.strip()
+        if not name:
+            raise click.ClickException("The practice name cannot be empty")
+        if db.session.scalar(select(Practice).where(Practice.name == name)) is not None:
+            raise click.ClickException(f"A practice named {name!r} already exists")
+        db.session.add(Practice(name=name))
+        db.session.commit()
+        click.echo(f"Created practice {name!r}")
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--name", "display_name", help="Display name (defaults to the email's local part)")
+    @click.option("--practice", "practice_name", help="Practice name (not for support users)")
+    @click.option("--role", type=click.Choice(ROLES), required=True)
+    @click.password_option("--password", prompt="Password", help="Prompted; never pass it on the command line")
+    def create_user_command(email, display_name, practice_name, role, password):
+        """Create a user with a verified email; the password is read from a prompt."""
+        practice = None
+        try:
+            if role != "support":
+                if not practice_name:
+                    raise click.ClickException("--practice is required for this role")
+                practice = users.get_practice(practice_name)
+            elif practice_name:
+                raise click.ClickException("Support users belong to no practice")
+            user = users.create_user(
+                email=email,
+                display_name=display_name or email.split("@")[0],
+                role=role,
+                practice=practice,
+                password=password,
+                email_verified_at=utcnow(),
+            )
+            db.session.commit()
+        except AccountError as error:
+            db.session.rollback()
+            raise click.ClickException(str(error)) from error
+        click.echo(f"Created {user.role} {user.email}")
+
+    outbox_group = click.Group("outbox", help="Read the development outbox.")
+
+    @outbox_group.command("list")
+    @click.option("--limit", default=20, show_default=True)
+    def list_outbox_command(limit):
+        """Print captured messages, newest first."""
+        if not current_app.config["DEV_OUTBOX"]:
+            raise click.ClickException("The dev outbox is off (set DEV_OUTBOX=1)")
+        for message in outbox.latest(limit):
+            click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} UTC  {message.channel}  to {message.recipient}")
+            if message.subject:
+                click.echo(f"  Subject: {message.subject}")
+            for line in message.body_text.strip().splitlines():
+                click.echo(f"  {line}")
+            click.echo("")
+
+    app.cli.add_command(outbox_group)

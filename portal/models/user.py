@@ -1,0 +1,62 @@
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.models.base import UTCDateTime, utcnow
+
+ROLES = ("clinician", "staff", "practice_admin", "support")
+PRACTICE_ROLES = ("clinician", "staff", "practice_admin")
+ROLE_LABELS = {
+    "clinician": "Clinician",
+    "staff": "Staff",
+    "practice_admin": "Practice admin",
+    "support": "Support",
+}
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('clinician', 'staff', 'practice_admin', 'support')", name="role_allowed"
+        ),
+        # Support staff belong to no practice; everyone else belongs to exactly one.
+        CheckConstraint(
+            "(role = 'support' AND practice_id IS NULL) OR (role <> 'support' AND practice_id IS NOT NULL)",
+            name="practice_matches_role",
+        ),
+        # Emails are stored normalised (trimmed, lower case), so uniqueness is case-insensitive.
+        CheckConstraint("email = lower(email)", name="email_lower"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    practice_id: Mapped[int | None] = mapped_column(ForeignKey("practices.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Part of the Flask-Login id: bumping it ends every session of this user.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    practice: Mapped["Practice | None"] = relationship(back_populates="users")  # noqa: F821
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+    def get_id(self) -> str:
+        """Alternative id: sessions minted before the last version bump stop resolving."""
+        return f"{self.id}:{self.session_version}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"

@@ -1,0 +1,16 @@
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from portal.models.user import PRACTICE_ROLES, ROLE_LABELS
+
+
+class InviteUserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter the person's email address."), Length(max=254)])
+    display_name = StringField("Name", validators=[DataRequired(message="Enter the person's name."), Length(max=120)])
+    role = SelectField(
+        "Role",
+        choices=[(role, ROLE_LABELS[role]) for role in PRACTICE_ROLES],
+        validate_choice=True,
+    )
+    submit = SubmitField("Send invitation")

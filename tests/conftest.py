@@ -1,0 +1,164 @@
+"""Shared fixtures: a migrated database, the app, clients, an auth helper and the outbox.
+
+The database is SQLite in a temporary file, or PostgreSQL when TEST_DATABASE_URL is set.
+Sessions live in the database, or in Redis when TEST_SESSION_REDIS_URL is set. The schema is
+built once per run by the real migrations (`flask db upgrade`), never by create_all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from config import TestingConfig, database_url
+from portal import create_app
+from portal.extensions import db
+from portal.models import OutboxMessage
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_SESSION_REDIS_URL = os.environ.get("TEST_SESSION_REDIS_URL")
+
+
+def reset_postgres_schema(url: str) -> None:
+    """Start from an empty schema; only ever pointed at a throwaway test database."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory):
+    if TEST_DATABASE_URL:
+        url = database_url(TEST_DATABASE_URL)
+        reset_postgres_schema(url)
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_uri):
+    """Config overrides every test app gets; a per-run Redis key prefix keeps runs apart."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "SESSION_KEY_PREFIX": f"portal-test-{uuid.uuid4().hex[:8]}:",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(settings):
+    app = _make_app(settings)
+    with app.app_context():
+        db.engine.dispose()
+        upgrade()
+        db.engine.dispose()
+    return True
+
+
+def _make_app(settings, **overrides):
+    class Config(TestingConfig):
+        pass
+
+    for key, value in {**settings, **overrides}.items():
+        setattr(Config, key, value)
+    return create_app(Config)
+
+
+@pytest.fixture
+def make_app(migrated, settings):
+    """Build an app with extra settings (each gets its own engine, cleaned afterwards)."""
+    apps = []
+
+    def factory(**overrides):
+        app = _make_app(settings, **overrides)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _truncate_all()
+
+
+def _truncate_all() -> None:
+    """Empty every table between tests (children first)."""
+    with db.engine.begin() as connection:
+        for table in reversed(db.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Outbox:
+    """Read what the portal sent, as a tester would from the dev outbox."""
+
+    def messages(self, recipient: str | None = None, channel: str | None = None) -> list[OutboxMessage]:
+        query = db.select(OutboxMessage).order_by(OutboxMessage.id)
+        if recipient:
+            query = query.where(OutboxMessage.recipient == recipient)
+        if channel:
+            query = query.where(OutboxMessage.channel == channel)
+        db.session.expire_all()
+        return list(db.session.scalars(query))
+
+    def last(self, recipient: str | None = None, channel: str | None = None) -> OutboxMessage:
+        messages = self.messages(recipient, channel)
+        assert messages, f"no message for {recipient or 'anyone'}"
+        return messages[-1]
+
+    def link(self, recipient: str) -> str:
+        """The path of the last link emailed to `recipient`."""
+        body = self.last(recipient, "email").body_text
+        match = re.search(r"https?://[^/\s]+(/\S+)", body)
+        assert match, body
+        return match.group(1)
+
+
+@pytest.fixture
+def outbox(app):
+    return Outbox()
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str, **kwargs):
+        return self.client.post("/login", data={"email": email, "password": password}, **kwargs)
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+def session_cookie(client, app) -> str | None:
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    return cookie.value if cookie else None
