@@ -89,9 +89,14 @@ def make_app(migrated, settings):
 
 @pytest.fixture
 def app(make_app):
-    app = make_app()
-    with app.app_context():
-        yield app
+    """The app under test. The test body runs in the context of a twin app with the same
+    settings, so every request gets its own app context, `g` and database session, exactly
+    as in production (a shared context would carry Flask-Login's cached user across requests).
+    """
+    server = make_app()
+    inspector = make_app()
+    with inspector.app_context():
+        yield server
         db.session.remove()
         _truncate_all()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select, update
 
 from portal.accounts import passwords, tokens
@@ -52,7 +52,7 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
     )
     db.session.add(invitation)
     db.session.flush()
-    link = public_url("auth.accept_invitation", token=tokens.sign(PURPOSE, invitation.id, nonce))
+    link = tokens.public_url("auth.accept_invitation", token=tokens.sign(PURPOSE, invitation.id, nonce))
     try:
         send_email(
             email,
@@ -118,9 +118,3 @@ def accept(token: str, password: str, *, now: datetime) -> User:
         raise
     db.session.commit()
     return user
-
-
-def public_url(endpoint: str, **values) -> str:
-    """An absolute link built from PUBLIC_BASE_URL, never from the request's Host header."""
-    path = url_for(endpoint, _external=False, **values)
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path

@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 
 from portal.accounts import passwords, tokens
 from portal.accounts.errors import InvalidToken, TokenExpired, TokenUsed
-from portal.accounts.invitations import public_url
 from portal.accounts.users import end_all_sessions, find_by_email
 from portal.delivery import send_email
 from portal.extensions import db
@@ -46,7 +45,7 @@ def request_reset(email: str, *, now: datetime) -> None:
     )
     db.session.add(reset)
     db.session.flush()
-    link = public_url("auth.reset_password", token=tokens.sign(PURPOSE, reset.id, nonce))
+    link = tokens.public_url("auth.reset_password", token=tokens.sign(PURPOSE, reset.id, nonce))
     try:
         send_email(
             user.email,

@@ -13,6 +13,7 @@ import secrets
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
+from urllib.parse import urlsplit
 
 from portal.accounts.errors import InvalidToken
 
@@ -48,3 +49,10 @@ def unsign(purpose: str, token: str) -> tuple[int, str]:
 
 def nonce_matches(stored_digest: str, nonce: str) -> bool:
     return hmac.compare_digest(stored_digest, digest(nonce))
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute link built from PUBLIC_BASE_URL, never from a request's Host header."""
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
+    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    return adapter.build(endpoint, values, force_external=True)

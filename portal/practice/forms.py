@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, SubmitField
+from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from portal.models.user import PRACTICE_ROLES, ROLE_LABELS
@@ -10,7 +10,7 @@ class InviteUserForm(FlaskForm):
     display_name = StringField("Name", validators=[DataRequired(message="Enter the person's name."), Length(max=120)])
     role = SelectField(
         "Role",
-        choices=[(role, ROLE_LABELS[role]) for role in PRACTICE_ROLES],
+        choices=[SelectChoice(role, ROLE_LABELS[role]) for role in PRACTICE_ROLES],
         validate_choice=True,
     )
     submit = SubmitField("Send invitation")

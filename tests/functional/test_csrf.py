@@ -1,0 +1,71 @@
+"""With CSRF protection on, as in production: is every state-changing request checked?"""
+
+import re
+
+import pytest
+
+from tests.factories import PASSWORD, make_user
+
+
+@pytest.fixture
+def csrf_app(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        yield app
+
+
+def token_from(response) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "page has no CSRF field"
+    return match.group(1)
+
+
+def test_login_without_token_is_refused(csrf_app, app):
+    """Does a forged Log In POST without a token get a 400?"""
+    make_user("csrf@example.test")
+    client = csrf_app.test_client()
+    response = client.post("/login", data={"email": "csrf@example.test", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "This form has expired" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 303
+
+
+def test_login_with_token_works(csrf_app, app):
+    """Does the form the portal served still work?"""
+    make_user("csrf2@example.test")
+    client = csrf_app.test_client()
+    token = token_from(client.get("/login"))
+    response = client.post("/login", data={"email": "csrf2@example.test", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 303
+
+
+def test_logout_without_token_is_refused(csrf_app, app):
+    """Can another site log a user out with a bare POST?"""
+    make_user("csrf3@example.test")
+    client = csrf_app.test_client()
+    token = token_from(client.get("/login"))
+    client.post("/login", data={"email": "csrf3@example.test", "password": PASSWORD, "csrf_token": token})
+    assert client.post("/logout").status_code == 400
+    assert client.get("/").status_code == 200
+
+
+def test_htmx_header_token_is_accepted(csrf_app, app):
+    """Do HTMX requests carrying X-CSRFToken (from hx-headers) pass, and bare ones fail?"""
+    make_user("csrf4@example.test")
+    client = csrf_app.test_client()
+    token = token_from(client.get("/login"))
+    client.post("/login", data={"email": "csrf4@example.test", "password": PASSWORD, "csrf_token": token})
+    page = client.get("/").get_data(as_text=True)
+    header_token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page).group(1)
+    assert client.post("/logout", headers={"HX-Request": "true"}).status_code == 400
+    assert client.post("/logout", headers={"HX-Request": "true", "X-CSRFToken": header_token}).status_code == 303
+
+
+def test_invitation_post_without_token_is_refused(csrf_app, app):
+    """Can a practice admin be tricked into sending an invitation?"""
+    make_user("csrf-admin@example.test", role="practice_admin")
+    client = csrf_app.test_client()
+    token = token_from(client.get("/login"))
+    client.post("/login", data={"email": "csrf-admin@example.test", "password": PASSWORD, "csrf_token": token})
+    response = client.post("/practice/invitations", data={"email": "x@example.test", "display_name": "X", "role": "staff"})
+    assert response.status_code == 400

@@ -1,0 +1,69 @@
+"""wsgi.py under a real gunicorn, with production settings, on loopback."""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.smtp_server import free_port
+
+pytestmark = pytest.mark.server
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(url: str, process, seconds: float = 20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stdout.read().decode(errors="replace"))
+        try:
+            return urllib.request.urlopen(url, timeout=2)
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"server did not answer at {url}")
+
+
+def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
+    """Does `gunicorn wsgi:app` start with production settings and serve Log In safely?"""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORTAL_CONFIG": "production",
+        "SECRET_KEY": "k" * 40,
+        "DATABASE_URL": database_uri,
+        "MAIL_TRANSPORT": "smtp",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "1",
+    }
+    env.pop("DEV_OUTBOX", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        response = wait_for(f"http://127.0.0.1:{port}/login", process)
+        body = response.read().decode()
+        assert response.status == 200
+        assert "<h1>Log In</h1>" in body
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+        cookie = response.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-portal_session=") and "Secure" in cookie and "HttpOnly" in cookie
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/outbox", timeout=2)
+        assert missing.value.code == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_gunicorn_refuses_to_start_without_a_secret_key(database_uri):
+    """Does a production server with no SECRET_KEY refuse to start rather than run unsafely?"""
+    env = {**os.environ, "PORTAL_CONFIG": "production", "DATABASE_URL": database_uri, "MAIL_TRANSPORT": "smtp"}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr

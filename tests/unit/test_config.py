@@ -1,0 +1,76 @@
+"""Configuration: production refuses unsafe settings."""
+
+import pytest
+
+from config import DEV_SECRET_KEY, ProductionConfig, database_url
+from portal import create_app
+
+GOOD = {
+    "SECRET_KEY": "x" * 48,
+    "DEV_OUTBOX": False,
+    "MAIL_TRANSPORT": "smtp",
+    "ARGON2_MEMORY_COST": 19456,
+    "ARGON2_TIME_COST": 2,
+    "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "EMAIL_ALLOW_TEST_DOMAIN": False,
+}
+
+
+def production(**overrides):
+    class Config(ProductionConfig):
+        pass
+
+    for key, value in {**GOOD, **overrides}.items():
+        setattr(Config, key, value)
+    return create_app(Config)
+
+
+def test_production_starts_with_safe_settings():
+    app = production()
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+    assert "dev" not in app.blueprints
+
+
+@pytest.mark.parametrize("overrides, complaint", [
+    ({"SECRET_KEY": None}, "SECRET_KEY"),
+    ({"SECRET_KEY": ""}, "SECRET_KEY"),
+    ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+    ({"DEV_OUTBOX": True}, "DEV_OUTBOX"),
+    ({"MAIL_TRANSPORT": "outbox"}, "MAIL_TRANSPORT"),
+    ({"ARGON2_MEMORY_COST": 8, "ARGON2_TIME_COST": 1}, "OWASP"),
+    ({"ARGON2_MEMORY_COST": 19456, "ARGON2_TIME_COST": 1}, "OWASP"),
+    ({"EMAIL_ALLOW_TEST_DOMAIN": True}, "EMAIL_ALLOW_TEST_DOMAIN"),
+])
+def test_production_refuses_unsafe_settings(overrides, complaint):
+    """Does production refuse to start on a default key, the outbox or a cheap hash?"""
+    with pytest.raises(RuntimeError, match=complaint):
+        production(**overrides)
+
+
+def test_production_is_the_default(monkeypatch):
+    """With no PORTAL_CONFIG, is the strict production config chosen?"""
+    monkeypatch.delenv("PORTAL_CONFIG", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_unknown_config_name_is_refused(monkeypatch):
+    monkeypatch.setenv("PORTAL_CONFIG", "staging")
+    with pytest.raises(RuntimeError, match="PORTAL_CONFIG"):
+        create_app()
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+    ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+])
+def test_database_url_uses_psycopg3(raw, expected):
+    assert database_url(raw) == expected
+
+
+def test_sqlite_in_instance_is_the_default():
+    assert database_url(None).startswith("sqlite:///") and database_url(None).endswith("instance/portal.db")
