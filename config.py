@@ -14,6 +14,7 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
 DEV_SECRET_KEY = "development-only-secret-key-do-not-deploy"
+DEV_MFA_KEY = "ZGV2ZWxvcG1lbnQtb25seS1tZmEta2V5LWRvLW5vdCE="
 
 # OWASP Password Storage Cheat Sheet: argon2id pairs of (memory KiB, iterations) that meet
 # the minimum, with parallelism 1. Production must meet one of them.
@@ -89,6 +90,31 @@ class Config:
     MAIL_TIMEOUT_SECONDS = _int("MAIL_TIMEOUT_SECONDS", 10)
 
     DEV_OUTBOX = _bool("DEV_OUTBOX", False)
+
+    # Multi-factor authentication
+    MFA_ISSUER = os.environ.get("MFA_ISSUER", os.environ.get("PORTAL_NAME", "Practice Portal"))
+    # Fernet keys, comma separated, newest first: TOTP secrets are encrypted with the first
+    # and can be read with any, so keys rotate without downtime.
+    MFA_ENCRYPTION_KEYS = [k.strip() for k in os.environ.get("MFA_ENCRYPTION_KEYS", "").split(",") if k.strip()]
+    MFA_CODE_TTL = timedelta(seconds=_int("MFA_CODE_TTL_SECONDS", 300))
+    MFA_CODE_MAX_ATTEMPTS = _int("MFA_CODE_MAX_ATTEMPTS", 5)
+    MFA_PENDING_LOGIN_TTL = timedelta(seconds=_int("MFA_PENDING_LOGIN_TTL_SECONDS", 600))
+    MFA_ENROLLMENT_TTL = timedelta(seconds=_int("MFA_ENROLLMENT_TTL_SECONDS", 600))
+    MFA_REAUTH_TTL = timedelta(seconds=_int("MFA_REAUTH_TTL_SECONDS", 600))
+    MFA_MAX_FAILED_CODES = min(_int("MFA_MAX_FAILED_CODES", 10), 100)  # NIST: never above 100
+    MFA_LOCK_DURATION = timedelta(seconds=_int("MFA_LOCK_SECONDS", 900))
+    MFA_RESEND_COOLDOWN = timedelta(seconds=_int("MFA_RESEND_COOLDOWN_SECONDS", 30))
+    MFA_CODES_PER_HOUR = _int("MFA_CODES_PER_HOUR", 5)
+    MFA_SMS_PER_NUMBER_PER_DAY = _int("MFA_SMS_PER_NUMBER_PER_DAY", 10)
+
+    # SMS: "outbox" stores texts in the dev outbox; "twilio" sends through Twilio.
+    SMS_TRANSPORT = os.environ.get("SMS_TRANSPORT", "twilio")
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN")
+    TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER")
+    TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL")  # unset: Twilio's own API
+    SMS_TIMEOUT_SECONDS = _int("SMS_TIMEOUT_SECONDS", 5)
+
     # Accept addresses under the reserved .test domain (demo data); never in production.
     EMAIL_ALLOW_TEST_DOMAIN = _bool("EMAIL_ALLOW_TEST_DOMAIN", False)
 
@@ -99,6 +125,9 @@ class DevelopmentConfig(Config):
     MAIL_TRANSPORT = os.environ.get("MAIL_TRANSPORT", "outbox")
     DEV_OUTBOX = _bool("DEV_OUTBOX", True)
     EMAIL_ALLOW_TEST_DOMAIN = True
+    SMS_TRANSPORT = os.environ.get("SMS_TRANSPORT", "outbox")
+    # A fixed development key (refused in production) keeps enrolled apps working across restarts.
+    MFA_ENCRYPTION_KEYS = Config.MFA_ENCRYPTION_KEYS or [DEV_MFA_KEY]
 
 
 class TestingConfig(Config):
@@ -112,6 +141,8 @@ class TestingConfig(Config):
     ARGON2_PARALLELISM = 1
     WTF_CSRF_ENABLED = False
     MAIL_TRANSPORT = "outbox"
+    SMS_TRANSPORT = "outbox"
+    MFA_ENCRYPTION_KEYS = ["x5ZyTRWSmfXv0WbOTSRbX8mTL1ZCwSs2pMaUzRX9Yy8="]
     DEV_OUTBOX = True
     EMAIL_ALLOW_TEST_DOMAIN = True
     PUBLIC_BASE_URL = "http://portal.test"
@@ -134,6 +165,11 @@ class ProductionConfig(Config):
             problems.append("DEV_OUTBOX must be off in production")
         if settings.get("EMAIL_ALLOW_TEST_DOMAIN"):
             problems.append("EMAIL_ALLOW_TEST_DOMAIN must be off in production")
+        keys = settings.get("MFA_ENCRYPTION_KEYS") or []
+        if not keys or DEV_MFA_KEY in keys or TestingConfig.MFA_ENCRYPTION_KEYS[0] in keys:
+            problems.append("MFA_ENCRYPTION_KEYS must hold at least one Fernet key of your own")
+        if settings.get("SMS_TRANSPORT") != "twilio":
+            problems.append("SMS_TRANSPORT must be twilio in production")
         if settings.get("MAIL_TRANSPORT") != "smtp":
             problems.append("MAIL_TRANSPORT must be smtp in production")
         memory = settings.get("ARGON2_MEMORY_COST", 0)

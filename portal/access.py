@@ -80,13 +80,33 @@ def init_app(app: Flask) -> None:
         if getattr(view, "is_public", False):
             return None
         if current_user.is_authenticated:
-            return None
+            return _enrollment_gate()
         login_url = url_for("auth.login", next=_next_for_login())
         if is_htmx():
             response = hx_redirect(login_url)
             response.status_code = 401
             return response
         return hx_redirect(login_url)
+
+
+# What a user who must enroll (practice requires MFA, or support staff) may still reach.
+ENROLLMENT_ENDPOINTS = {"auth.logout"}
+ENROLLMENT_BLUEPRINTS = {"security"}
+
+
+def _enrollment_gate():
+    """Until a required method is set up, everything but enrollment redirects there.
+
+    Checked on every request, so turning a practice's requirement on reaches existing
+    sessions at their next request.
+    """
+    from portal.mfa import policy
+
+    if not policy.must_enroll(current_user):
+        return None
+    if request.endpoint in ENROLLMENT_ENDPOINTS or request.blueprint in ENROLLMENT_BLUEPRINTS:
+        return None
+    return hx_redirect(url_for("security.show_security"))
 
 
 def _next_for_login() -> str | None:

@@ -74,5 +74,17 @@ def init_sessions(app: Flask) -> None:
 
 
 def regenerate_session_id(app: Flask, session) -> None:
-    """Give the current session a new id and drop the old record (session fixation)."""
+    """Give the current session a new id and drop the old record (session fixation).
+
+    Flask-Session only regenerates a non-empty session; an empty one already has a fresh id
+    because empty sessions are never stored.
+    """
     app.session_interface.regenerate(session)
+
+
+def renew_session() -> None:
+    """Start over: a new session id and no data (before a login changes who is signed in)."""
+    from flask import current_app, session
+
+    regenerate_session_id(current_app, session)
+    session.clear()

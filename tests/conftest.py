@@ -158,6 +158,19 @@ class AuthActions:
     def logout(self):
         return self.client.post("/logout")
 
+    def enter_code(self, code: str, **kwargs):
+        return self.client.post("/login/code", data={"code": code}, **kwargs)
+
+    def login_totp(self, email: str, password: str, secret: str, *, at=None):
+        """Log In fully with an authenticator code computed like an app would."""
+        import pyotp
+
+        from portal import clock
+
+        self.login(email, password)
+        code = pyotp.TOTP(secret).at(at or clock.now())
+        return self.enter_code(code)
+
 
 @pytest.fixture
 def auth(client):

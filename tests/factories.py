@@ -45,3 +45,20 @@ def make_user(
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def make_enrollment(user: User, method: str, *, phone: str = "+12025550143", secret: str | None = None):
+    """Give `user` an active MFA method directly. Returns the plain TOTP secret for "totp"."""
+    from portal.mfa import crypto, totp
+    from portal.models import MfaEnrollment
+
+    plain = None
+    enrollment = MfaEnrollment(user_id=user.id, method=method, enrolled_at=utcnow())
+    if method == "sms":
+        enrollment.phone_e164 = phone
+    elif method == "totp":
+        plain = secret or totp.new_secret()
+        enrollment.totp_secret = crypto.encrypt(plain)
+    db.session.add(enrollment)
+    db.session.commit()
+    return plain

@@ -31,4 +31,16 @@ class LogoutForm(FlaskForm):
     submit = SubmitField("Log Out")
 
 
-__all__ = ["ForgotPasswordForm", "LoginForm", "LogoutForm", "NewPasswordForm", "StringField"]
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "Enter the code provided",
+        validators=[DataRequired(message="Enter the 6-digit code."), Length(max=32, message="Enter the 6-digit code: six digits, 0 to 9.")],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false", "autocapitalize": "off"},
+    )
+    submit = SubmitField("Verify")
+
+
+class ResendForm(FlaskForm):
+    """The "click here" resend: a button with no fields, CSRF-protected."""

@@ -1,16 +1,29 @@
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from portal import clock
 from portal.access import public, safe_next
 from portal.accounts import invitations, password_reset, users
 from portal.accounts.errors import AccountError, WeakPassword
-from portal.auth import bp
-from portal.auth.forms import ForgotPasswordForm, LoginForm, NewPasswordForm
+from portal.auth import bp, pending
+from portal.auth.forms import CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, ResendForm
 from portal.delivery import DeliveryError
-from portal.models.base import utcnow
-from portal.sessions import regenerate_session_id
+from portal.htmx import hx_redirect, render, wants_fragment
+from portal.mfa import codes
+from portal.mfa import login as mfa_login
+from portal.mfa import policy
+from portal.mfa.errors import DeliveryFailed, MfaError, SendThrottled
+from portal.security import reauth
+from portal.sessions import renew_session
 
 GENERIC_LOGIN_ERROR = "The email or password is incorrect, or the account cannot sign in."
+
+
+def complete_login(user, next_url: str | None = None):
+    """Sign the user in fully, in a new session id, and open the dashboard (or `next`)."""
+    renew_session()
+    login_user(user)
+    return hx_redirect(safe_next(next_url) or url_for("dashboard.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -22,15 +35,103 @@ def login():
         return redirect(next_url or url_for("dashboard.index"), code=303)
     form = LoginForm()
     if form.validate_on_submit():
+        now = clock.now()
         user = users.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            regenerate_session_id(current_app, session)
+        if user is None:
+            return render_template("auth/login.html", form=form, error=GENERIC_LOGIN_ERROR, next_url=next_url), 401
+        if user.mfa is not None:
+            state = pending.start(user, next_url=next_url, now=now)
+            if user.mfa.method != "totp":
+                try:
+                    mfa_login.send_login_code(user, challenge=state["challenge"], now=now)
+                except (SendThrottled, DeliveryFailed) as error:
+                    flash(str(error), "error")
+            return redirect(url_for("auth.verify_code"), code=303)
+        if policy.must_enroll(user):
+            # The password was just entered: it counts as the Security tab's confirmation.
+            renew_session()
             login_user(user)
-            return redirect(next_url or url_for("dashboard.index"), code=303)
-        return render_template("auth/login.html", form=form, error=GENERIC_LOGIN_ERROR, next_url=next_url), 401
+            reauth.mark_fresh(now, new_session_id=False)
+            flash("Your practice requires multi-factor authentication. Choose an MFA device to continue.", "info")
+            return redirect(url_for("security.show_security"), code=303)
+        renew_session()
+        login_user(user)
+        return redirect(next_url or url_for("dashboard.index"), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form, next_url=next_url,
                            logged_out=request.args.get("logged_out") == "1"), status
+
+
+def _code_page_context(user, state, now, form=None, error=None, status_message=None):
+    available_at = codes.resend_available_at(user, now) if user.mfa.method != "totp" else None
+    return dict(
+        form=form or CodeForm(),
+        resend_form=ResendForm(),
+        method=user.mfa.method,
+        destination=mfa_login.destination(user),
+        error=error,
+        status_message=status_message,
+        resend_wait=int((available_at - now).total_seconds()) + 1 if available_at else 0,
+        minutes=int(current_app.config["MFA_CODE_TTL"].total_seconds() // 60),
+    )
+
+
+def _no_pending(expired: bool):
+    if expired:
+        flash("Your sign-in took too long and was cancelled for your security. Log In again.", "error")
+    else:
+        flash("Log In first.", "info")
+    return hx_redirect(url_for("auth.login"))
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public
+def verify_code():
+    """Ask for the code that completes Log In, and check it."""
+    now = clock.now()
+    user, state, expired = pending.current(now)
+    if user is None:
+        return _no_pending(expired)
+    form = CodeForm()
+    if request.method == "POST":
+        if not form.validate():
+            context = _code_page_context(user, state, now, form=form)
+            return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), 400
+        try:
+            mfa_login.verify_login_code(user, form.code.data, challenge=state["challenge"], now=now)
+        except MfaError as error:
+            form.code.errors.append(str(error))
+            context = _code_page_context(user, state, now, form=form)
+            return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), error.status
+        return complete_login(user, state.get("next"))
+    return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
+
+
+@bp.route("/login/code/resend", methods=["POST"])
+@public
+def resend_code():
+    """Send a new code (the "click here" link); the previous code stops working."""
+    now = clock.now()
+    user, state, expired = pending.current(now)
+    if user is None:
+        return _no_pending(expired)
+    if user.mfa.method == "totp":
+        message, category, status = "Authenticator Apps make their own codes: open your app for the current one.", "error", 400
+    else:
+        try:
+            mfa_login.send_login_code(user, challenge=state["challenge"], now=now)
+        except MfaError as error:
+            message, category, status = str(error), "error", error.status
+        else:
+            message, category, status = f"A new code was sent to {mfa_login.destination(user)}. Earlier codes no longer work.", "success", 200
+    if wants_fragment("code-status"):
+        context = _code_page_context(user, state, now, status_message=(category, message))
+        response = current_app.make_response((render_template("auth/_code_status.html", **context), status))
+        if status == 429 or status == 503:
+            response.headers["Retry-After"] = str(max(1, context["resend_wait"]))
+        return response
+    flash(message, category)
+    return redirect(url_for("auth.verify_code"), code=303)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -50,7 +151,7 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         try:
-            password_reset.request_reset(form.email.data, now=utcnow())
+            password_reset.request_reset(form.email.data, now=clock.now())
         except DeliveryError:
             # The answer must not reveal that the account exists; the failure is logged.
             current_app.logger.warning("password reset email could not be sent")
@@ -64,13 +165,13 @@ def forgot_password():
 def reset_password(token):
     """Let the holder of a reset link choose a new password."""
     try:
-        password_reset.load(token, now=utcnow())
+        password_reset.load(token, now=clock.now())
     except AccountError as error:
         return render_template("auth/link_problem.html", message=str(error)), 400
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            password_reset.reset_password(token, form.password.data, now=utcnow())
+            password_reset.reset_password(token, form.password.data, now=clock.now())
         except WeakPassword as error:
             form.password.errors.append(str(error))
         except AccountError as error:
@@ -78,7 +179,7 @@ def reset_password(token):
         else:
             if current_user.is_authenticated:
                 logout_user()
-                session.clear()
+            session.clear()
             flash("Your password has been changed. Log In with your new password.", "success")
             return redirect(url_for("auth.login"), code=303)
     status = 400 if form.errors else 200
@@ -90,13 +191,13 @@ def reset_password(token):
 def accept_invitation(token):
     """Let an invited person set a password, which verifies their email."""
     try:
-        invitation = invitations.load(token, now=utcnow())
+        invitation = invitations.load(token, now=clock.now())
     except AccountError as error:
         return render_template("auth/link_problem.html", message=str(error)), 400
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            invitations.accept(token, form.password.data, now=utcnow())
+            invitations.accept(token, form.password.data, now=clock.now())
         except WeakPassword as error:
             form.password.errors.append(str(error))
         except AccountError as error:

@@ -7,4 +7,4 @@ from portal.dashboard import bp
 @bp.route("/")
 def index():
     """Show the signed-in user's dashboard."""
-    return render_template("dashboard/index.html", user=current_user)
+    return render_template("dashboard/index.html", user=current_user, has_mfa=current_user.mfa is not None)

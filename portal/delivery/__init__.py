@@ -1,7 +1,7 @@
 """Outgoing messages. Routes and services call `send_email`; configuration picks the transport.
 
 Transports: "smtp" (Flask-Mail) and "outbox" (stored in the database for development and
-tests). SMS joins through the same outbox/provider split in the MFA work.
+tests). SMS: "twilio" sends; "outbox" stores.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from flask import current_app, render_template
 from portal.delivery.base import DeliveryError, EmailMessage
 from portal.delivery import email as smtp_transport
 from portal.delivery import outbox
+from portal.delivery import sms as sms_transport
 
-__all__ = ["DeliveryError", "EmailMessage", "send_email"]
+__all__ = ["DeliveryError", "EmailMessage", "send_email", "send_sms"]
 
 
 def render_email(to: str, subject: str, template: str, **context) -> EmailMessage:
@@ -36,3 +37,14 @@ def send_email(to: str, subject: str, template: str, **context) -> None:
         smtp_transport.send(message)
     else:
         raise RuntimeError(f"Unknown MAIL_TRANSPORT {transport!r}")
+
+
+def send_sms(to: str, body: str) -> None:
+    """Send a text message to an E.164 number. Raises DeliveryError."""
+    transport = current_app.config["SMS_TRANSPORT"]
+    if transport == "outbox":
+        outbox.store_sms(to, body)
+    elif transport == "twilio":
+        sms_transport.send(to, body)
+    else:
+        raise RuntimeError(f"Unknown SMS_TRANSPORT {transport!r}")

@@ -22,6 +22,13 @@ def store_email(message: EmailMessage) -> OutboxMessage:
     return record
 
 
+def store_sms(to: str, body: str) -> OutboxMessage:
+    record = OutboxMessage(channel="sms", recipient=to, subject=None, body_text=body, body_html=None)
+    db.session.add(record)
+    db.session.flush()  # committed with the caller's transaction
+    return record
+
+
 def latest(limit: int = 100) -> list[OutboxMessage]:
     """Newest first."""
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)

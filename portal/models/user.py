@@ -43,8 +43,13 @@ class User(UserMixin, db.Model):
     # Part of the Flask-Login id: bumping it ends every session of this user.
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Consecutive failed second-factor codes across codes, resends and TOTP; success resets.
+    mfa_failed_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     practice: Mapped["Practice | None"] = relationship(back_populates="users")  # noqa: F821
+    mfa: Mapped["MfaEnrollment | None"] = relationship(back_populates="user", uselist=False)  # noqa: F821
 
     @property
     def is_active(self) -> bool:

@@ -4,7 +4,7 @@ import pytest
 
 from portal.extensions import db
 from portal.models import Invitation
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_enrollment, make_user
 
 
 @pytest.mark.parametrize("role", ["clinician", "staff"])
@@ -20,8 +20,9 @@ def test_non_admins_get_403_on_practice_pages(client, auth, role):
 
 def test_support_gets_403_on_practice_pages(client, auth):
     """Support staff belong to no practice: is the practice area closed to them?"""
-    make_user("support@example.test", role="support")
-    auth.login("support@example.test", PASSWORD)
+    support = make_user("support@example.test", role="support")
+    secret = make_enrollment(support, "totp")
+    assert auth.login_totp("support@example.test", PASSWORD, secret).status_code == 303
     assert client.get("/practice/users").status_code == 403
 
 

@@ -36,6 +36,8 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         "SECRET_KEY": "k" * 40,
         "DATABASE_URL": database_uri,
         "MAIL_TRANSPORT": "smtp",
+        "SMS_TRANSPORT": "twilio",
+        "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
     }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config import DEV_SECRET_KEY, ProductionConfig, database_url
+from config import DEV_MFA_KEY, DEV_SECRET_KEY, ProductionConfig, database_url
 from portal import create_app
 
 GOOD = {
@@ -13,6 +13,8 @@ GOOD = {
     "ARGON2_TIME_COST": 2,
     "SQLALCHEMY_DATABASE_URI": "sqlite://",
     "EMAIL_ALLOW_TEST_DOMAIN": False,
+    "SMS_TRANSPORT": "twilio",
+    "MFA_ENCRYPTION_KEYS": ["Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q="],
 }
 
 
@@ -42,6 +44,9 @@ def test_production_starts_with_safe_settings():
     ({"ARGON2_MEMORY_COST": 8, "ARGON2_TIME_COST": 1}, "OWASP"),
     ({"ARGON2_MEMORY_COST": 19456, "ARGON2_TIME_COST": 1}, "OWASP"),
     ({"EMAIL_ALLOW_TEST_DOMAIN": True}, "EMAIL_ALLOW_TEST_DOMAIN"),
+    ({"MFA_ENCRYPTION_KEYS": []}, "MFA_ENCRYPTION_KEYS"),
+    ({"MFA_ENCRYPTION_KEYS": [DEV_MFA_KEY]}, "MFA_ENCRYPTION_KEYS"),
+    ({"SMS_TRANSPORT": "outbox"}, "SMS_TRANSPORT"),
 ])
 def test_production_refuses_unsafe_settings(overrides, complaint):
     """Does production refuse to start on a default key, the outbox or a cheap hash?"""

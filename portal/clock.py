@@ -1,0 +1,7 @@
+"""The server's clock. Routes read time here (never from the client) so tests can move it."""
+
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,223 @@
+"""One-time SMS and email codes: generation, keyed storage, limits and atomic verification."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from portal.extensions import db
+from portal.mfa.errors import (
+    AccountLocked,
+    CodeExpired,
+    CodeUsedUp,
+    InvalidCode,
+    MalformedCode,
+    NoActiveCode,
+    SendThrottled,
+)
+from portal.models import MfaCode, User
+
+_CODE_RE = re.compile(r"[0-9]{6}", re.ASCII)
+_SEPARATORS = re.compile(r"[ \t\-]")
+
+
+def generate_code() -> str:
+    """Six digits from the OS CSPRNG, leading zeros kept."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def new_challenge() -> str:
+    """A random id binding a code to the session that asked for it."""
+    return secrets.token_hex(16)
+
+
+def normalise_code(raw: str | None) -> str:
+    """Drop spaces and dashes; accept exactly six ASCII digits. Raises MalformedCode."""
+    if not isinstance(raw, str) or len(raw) > 32:
+        raise MalformedCode()
+    code = _SEPARATORS.sub("", raw)
+    if not _CODE_RE.fullmatch(code):
+        raise MalformedCode()
+    return code
+
+
+def _key(purpose: str) -> bytes:
+    # Derived from SECRET_KEY, which lives outside the database.
+    return hashlib.sha256(f"portal.mfa.{purpose}:".encode() + current_app.config["SECRET_KEY"].encode()).digest()
+
+
+def code_hmac(user_id: int, purpose: str, challenge: str, code: str) -> str:
+    message = f"{user_id}|{purpose}|{challenge}|{code}".encode()
+    return hmac.new(_key("code"), message, hashlib.sha256).hexdigest()
+
+
+def destination_hash(destination: str) -> str:
+    return hmac.new(_key("destination"), destination.encode(), hashlib.sha256).hexdigest()
+
+
+# -- the per-account failure counter ----------------------------------------------------
+
+
+def check_not_locked(user: User, now: datetime) -> None:
+    """Raise AccountLocked while the user's code lock runs."""
+    if user.mfa_locked_until is not None and user.mfa_locked_until > now:
+        raise AccountLocked(user.mfa_locked_until - now)
+
+
+def record_failure(user: User, now: datetime) -> None:
+    """Count a wrong code against the account; lock it at the configured maximum.
+
+    The counter spans codes, resends, sessions and TOTP, so none of them resets guessing.
+    Uses an atomic increment so parallel requests cannot lose counts.
+    """
+    db.session.execute(
+        update(User).where(User.id == user.id).values(mfa_failed_count=User.mfa_failed_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    count = db.session.scalar(select(User.mfa_failed_count).where(User.id == user.id))
+    if count >= current_app.config["MFA_MAX_FAILED_CODES"]:
+        db.session.execute(
+            update(User).where(User.id == user.id)
+            .values(mfa_failed_count=0, mfa_locked_until=now + current_app.config["MFA_LOCK_DURATION"])
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    db.session.refresh(user)
+
+
+def record_success(user: User, now: datetime) -> None:
+    """Reset the failure counter (not committed)."""
+    user.mfa_failed_count = 0
+    user.mfa_locked_until = None
+
+
+# -- issuing ----------------------------------------------------------------------------
+
+
+def check_send_allowed(user: User, channel: str, destination: str, now: datetime) -> None:
+    """Raise SendThrottled when a new code may not be sent yet.
+
+    Limits: a cooldown between codes, codes per user per hour, SMS per number per day.
+    They protect users from floods and the SMS budget from pumping.
+    """
+    config = current_app.config
+    last = db.session.scalar(select(func.max(MfaCode.created_at)).where(MfaCode.user_id == user.id))
+    if last is not None:
+        last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+        if now - last < config["MFA_RESEND_COOLDOWN"]:
+            raise SendThrottled(config["MFA_RESEND_COOLDOWN"] - (now - last))
+    hour_ago = now - timedelta(hours=1)
+    recent = list(db.session.scalars(
+        select(MfaCode.created_at).where(MfaCode.user_id == user.id, MfaCode.created_at > hour_ago)
+        .order_by(MfaCode.created_at)
+    ))
+    if len(recent) >= config["MFA_CODES_PER_HOUR"]:
+        raise SendThrottled(recent[0] + timedelta(hours=1) - now, reason="volume")
+    if channel == "sms":
+        day_ago = now - timedelta(days=1)
+        sent = list(db.session.scalars(
+            select(MfaCode.created_at)
+            .where(MfaCode.destination_hash == destination_hash(destination), MfaCode.channel == "sms",
+                   MfaCode.created_at > day_ago)
+            .order_by(MfaCode.created_at)
+        ))
+        if len(sent) >= config["MFA_SMS_PER_NUMBER_PER_DAY"]:
+            raise SendThrottled(sent[0] + timedelta(days=1) - now, reason="volume")
+
+
+def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str, now: datetime) -> tuple[MfaCode, str]:
+    """Create a code, voiding every earlier live code of this user and purpose.
+
+    Returns (record, plain code); the plain code goes to the sender and nowhere else. Not
+    committed: the caller commits once the message is handed over, so a failed send leaves
+    the old code as it was. Raises SendThrottled.
+    """
+    check_send_allowed(user, channel, destination, now)
+    code = generate_code()
+    db.session.execute(
+        update(MfaCode)
+        .where(MfaCode.user_id == user.id, MfaCode.purpose == purpose,
+               MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None))
+        .values(voided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    record = MfaCode(
+        user_id=user.id,
+        purpose=purpose,
+        channel=channel,
+        destination_hash=destination_hash(destination),
+        challenge=challenge,
+        code_hmac=code_hmac(user.id, purpose, challenge, code),
+        created_at=now,
+        expires_at=now + current_app.config["MFA_CODE_TTL"],
+    )
+    db.session.add(record)
+    db.session.flush()
+    return record, code
+
+
+def resend_available_at(user: User, now: datetime) -> datetime | None:
+    """When "click here" will work again, or None if it works now."""
+    try:
+        check_send_allowed(user, "email", "", now)
+    except SendThrottled as throttled:
+        return now + throttled.retry_after
+    return None
+
+
+# -- verifying --------------------------------------------------------------------------
+
+
+def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: datetime) -> MfaCode:
+    """Accept the code once, or raise.
+
+    Raises MalformedCode (not counted), AccountLocked, NoActiveCode, CodeExpired, CodeUsedUp,
+    InvalidCode. Consumption is a single conditional UPDATE, so of many concurrent requests
+    carrying the right code exactly one succeeds. Commits.
+    """
+    code = normalise_code(raw_code)
+    check_not_locked(user, now)
+    record = db.session.scalar(
+        select(MfaCode)
+        .where(MfaCode.user_id == user.id, MfaCode.purpose == purpose, MfaCode.challenge == challenge,
+               MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None))
+        .order_by(MfaCode.id.desc())
+        .limit(1)
+    )
+    if record is None:
+        record_failure(user, now)
+        raise NoActiveCode()
+    max_attempts = current_app.config["MFA_CODE_MAX_ATTEMPTS"]
+    if record.attempts >= max_attempts:
+        raise CodeUsedUp()
+    if now >= record.expires_at:
+        raise CodeExpired()
+    if hmac.compare_digest(record.code_hmac, code_hmac(user.id, purpose, challenge, code)):
+        consumed = db.session.execute(
+            update(MfaCode)
+            .where(MfaCode.id == record.id, MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None),
+                   MfaCode.attempts < max_attempts)
+            .values(consumed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if consumed == 1:
+            record_success(user, now)
+            db.session.commit()
+            return record
+        db.session.rollback()
+        raise InvalidCode()
+    db.session.execute(
+        update(MfaCode).where(MfaCode.id == record.id).values(attempts=MfaCode.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    record_failure(user, now)
+    check_not_locked(user, now)
+    if db.session.scalar(select(MfaCode.attempts).where(MfaCode.id == record.id)) >= max_attempts:
+        raise CodeUsedUp()
+    raise InvalidCode()

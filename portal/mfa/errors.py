@@ -1,0 +1,97 @@
+"""Domain errors of the MFA services. `str(error)` is a message fit to show the user."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+
+class MfaError(Exception):
+    status = 400
+    default = "Something is wrong with that request."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.default)
+
+
+class MalformedCode(MfaError):
+    status = 400
+    default = "Enter the 6-digit code: six digits, 0 to 9."
+
+
+class InvalidCode(MfaError):
+    status = 400
+    default = "That code is not correct. Check it and try again."
+
+
+class CodeExpired(MfaError):
+    status = 400
+    default = "That code has expired: codes are valid for five minutes. Use the click here link to get a new one."
+
+
+class CodeUsedUp(MfaError):
+    status = 400
+    default = "That code was tried too many times and no longer works. Use the click here link to get a new one."
+
+
+class NoActiveCode(MfaError):
+    status = 400
+    default = "There is no code waiting for you. Use the click here link to get a new one."
+
+
+class AccountLocked(MfaError):
+    status = 429
+
+    def __init__(self, retry_after: timedelta):
+        self.retry_after = retry_after
+        minutes = max(1, math.ceil(retry_after.total_seconds() / 60))
+        super().__init__(
+            f"Too many incorrect codes. For your security, codes are not accepted for {minutes} "
+            f"minute{'s' if minutes != 1 else ''}. Try again later or contact support."
+        )
+
+
+class SendThrottled(MfaError):
+    status = 429
+
+    def __init__(self, retry_after: timedelta, reason: str = "cooldown"):
+        self.retry_after = retry_after
+        seconds = max(1, math.ceil(retry_after.total_seconds()))
+        if reason == "cooldown":
+            message = f"A code was just sent. You can ask for a new one in {seconds} seconds."
+        else:
+            minutes = max(1, math.ceil(seconds / 60))
+            message = f"Too many codes were sent. You can ask for a new one in {minutes} minute{'s' if minutes != 1 else ''}."
+        super().__init__(message)
+
+
+class DeliveryFailed(MfaError):
+    status = 503
+    default = "We could not send your code just now. Please try again in a moment (click here to resend)."
+
+
+class InvalidPhoneNumber(MfaError):
+    default = "Enter a US mobile number with area code, such as (555) 555-1234."
+
+
+class MethodNotAllowed(MfaError):
+    status = 403
+    default = "That method is not available for your account."
+
+
+class EmailNotVerified(MfaError):
+    status = 400
+    default = (
+        "Email is not available because your login email address has not been verified. "
+        "Accept your invitation email (or ask your practice admin to resend it) to verify it."
+    )
+
+
+class EnrollmentExpired(MfaError):
+    status = 400
+    default = "Setting up took longer than 10 minutes, so it was cancelled. Choose your MFA device again."
+
+
+class PendingLoginExpired(MfaError):
+    status = 400
+    default = "Your sign-in took too long and was cancelled for your security. Log In again."

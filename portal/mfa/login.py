@@ -1,0 +1,78 @@
+"""The code step of Log In, after a correct password."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, update
+
+from portal.extensions import db
+from portal.mfa import codes, crypto, messages, totp
+from portal.mfa.errors import DeliveryFailed, InvalidCode
+from portal.mfa.masking import mask_destination
+from portal.models import MfaEnrollment, User
+
+
+def destination(user: User) -> str | None:
+    """Where codes go, masked; None for Authenticator Apps."""
+    enrollment = user.mfa
+    return mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164)
+
+
+def send_login_code(user: User, *, challenge: str, now: datetime) -> None:
+    """Send a login code by the user's SMS or Email method, voiding the previous one.
+
+    Raises SendThrottled, DeliveryFailed. On a failure nothing changes: no code is stored and
+    no attempt is counted.
+    """
+    enrollment = user.mfa
+    target = enrollment.phone_e164 if enrollment.method == "sms" else user.email
+    _, code = codes.issue(user, purpose="login", channel=enrollment.method, destination=target,
+                          challenge=challenge, now=now)
+    try:
+        messages.send_code(enrollment.method, target, code)
+    except DeliveryFailed:
+        db.session.rollback()
+        raise
+    db.session.commit()
+
+
+def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> None:
+    """Accept the code of the user's method once, or raise.
+
+    Raises MalformedCode, AccountLocked, InvalidCode, CodeExpired, CodeUsedUp, NoActiveCode.
+    """
+    enrollment = user.mfa
+    if enrollment.method == "totp":
+        _verify_totp(user, enrollment, raw_code, now)
+    else:
+        codes.verify(user, purpose="login", challenge=challenge, raw_code=raw_code, now=now)
+    user.last_mfa_at = now
+    enrollment.last_used_at = now
+    codes.record_success(user, now)
+    db.session.commit()
+
+
+def _verify_totp(user: User, enrollment: MfaEnrollment, raw_code: str, now: datetime) -> None:
+    code = codes.normalise_code(raw_code)
+    codes.check_not_locked(user, now)
+    secret = crypto.decrypt(enrollment.totp_secret)
+    step = totp.matching_step(secret, code, now, enrollment.totp_last_step)
+    if step is not None:
+        # Claim the step atomically: a replay, or a second request racing this one, loses.
+        claimed = db.session.execute(
+            update(MfaEnrollment)
+            .where(MfaEnrollment.id == enrollment.id,
+                   or_(MfaEnrollment.totp_last_step.is_(None), MfaEnrollment.totp_last_step < step))
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
+            return
+        db.session.rollback()
+    replay = step is None and totp.matching_step(secret, code, now, None) is not None
+    codes.record_failure(user, now)
+    codes.check_not_locked(user, now)
+    if replay or step is not None:
+        raise InvalidCode("That code was already used. Wait for your app to show a new code, then enter it.")
+    raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
