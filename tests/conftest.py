@@ -148,6 +148,31 @@ def outbox(app):
     return Outbox()
 
 
+class Clock:
+    """The server's clock, under the test's control (routes read `portal.clock.now`)."""
+
+    def __init__(self):
+        from datetime import datetime, timezone
+
+        self.current = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def now(self):
+        return self.current
+
+    def advance(self, **delta):
+        from datetime import timedelta
+
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    controlled = Clock()
+    monkeypatch.setattr("portal.clock.now", controlled.now)
+    return controlled
+
+
 class AuthActions:
     def __init__(self, client):
         self.client = client

@@ -8,7 +8,7 @@ from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, policy
 from portal.mfa import enrollment as mfa_enrollment
 from portal.mfa import login as mfa_login
-from portal.mfa.errors import DeliveryFailed, MfaError, SendThrottled
+from portal.mfa.errors import DeliveryFailed, EnrollmentExpired, MfaError, SendThrottled
 from portal.mfa.masking import mask_destination
 from portal.mfa.phones import mask_phone
 from portal.models.mfa import METHOD_LABELS
@@ -222,6 +222,8 @@ def verify_device():
     user = current_user._get_current_object()
     try:
         enrollment = mfa_enrollment.verify(user, form.code.data, challenge=session.get(CHALLENGE_KEY, ""), now=now)
+    except EnrollmentExpired as error:
+        return _panel(error.status, error=str(error))
     except MfaError as error:
         form.code.errors.append(str(error))
         return _panel(error.status, step=step, code_form=form)

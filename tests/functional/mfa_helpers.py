@@ -1,0 +1,31 @@
+"""Reading codes and keys the way a person would: from messages and from the page."""
+
+import re
+
+import pyotp
+
+HTMX = {"HX-Request": "true", "HX-Target": "security-panel"}
+
+
+def code_in(text: str) -> str:
+    match = re.search(r"\b(\d{6})\b", text)
+    assert match, text
+    return match.group(1)
+
+
+def last_code(outbox, recipient: str, channel: str) -> str:
+    return code_in(outbox.last(recipient, channel).body_text)
+
+
+def manual_key(html: str) -> str:
+    match = re.search(r'<code class="manual-key" id="manual-key">([A-Z2-7 ]+)</code>', html)
+    assert match, "no manual key on the page"
+    return match.group(1).replace(" ", "")
+
+
+def confirm_password(client, password, **kwargs):
+    return client.post("/account/security/confirm-password", data={"password": password}, **kwargs)
+
+
+def totp_now(secret: str, clock) -> str:
+    return pyotp.TOTP(secret).at(clock.now())
