@@ -106,6 +106,7 @@ class Config:
     MFA_RESEND_COOLDOWN = timedelta(seconds=_int("MFA_RESEND_COOLDOWN_SECONDS", 30))
     MFA_CODES_PER_HOUR = _int("MFA_CODES_PER_HOUR", 5)
     MFA_SMS_PER_NUMBER_PER_DAY = _int("MFA_SMS_PER_NUMBER_PER_DAY", 10)
+    MFA_SMS_GLOBAL_PER_DAY = _int("MFA_SMS_GLOBAL_PER_DAY", 5000)
 
     # SMS: "outbox" stores texts in the dev outbox; "twilio" sends through Twilio.
     SMS_TRANSPORT = os.environ.get("SMS_TRANSPORT", "twilio")

@@ -36,7 +36,7 @@ def create_app(config=None) -> Flask:
     if issubclass(config, ProductionConfig):
         ProductionConfig.validate(app.config)
 
-    from portal import access, cli, errors, headers, htmx
+    from portal import access, audit, cli, errors, headers, htmx
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.extensions import csrf, db, login_manager, mail, migrate
@@ -64,6 +64,7 @@ def create_app(config=None) -> Flask:
 
         app.register_blueprint(dev_bp)
 
+    audit.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     htmx.init_app(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_unavailable(error):
         db.session.rollback()
-        reference = secrets.token_hex(4)
+        reference = g.get("request_id") or secrets.token_hex(8)
         app.logger.error("database unavailable (reference %s): %s", reference, type(error).__name__)
         return render_error(503, reference=reference)
 
@@ -60,6 +60,6 @@ def init_app(app: Flask) -> None:
     def server_error(error):
         db.session.rollback()
         status = error.code if isinstance(error, (InternalServerError, ServiceUnavailable)) else 500
-        reference = secrets.token_hex(4)
+        reference = g.get("request_id") or secrets.token_hex(8)
         app.logger.exception("unhandled error (reference %s)", reference)
         return render_error(status, reference=reference)

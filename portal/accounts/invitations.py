@@ -11,6 +11,7 @@ from portal.accounts import passwords, tokens
 from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired, TokenUsed
 from portal.accounts.users import create_user, normalise_email
 from portal.delivery import send_email
+from portal import audit
 from portal.extensions import db
 from portal.models import Invitation, User
 from portal.models.user import PRACTICE_ROLES
@@ -67,6 +68,8 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
     except Exception:
         db.session.rollback()
         raise
+    audit.record("invitation.sent", actor=admin, practice_id=admin.practice_id, now=now,
+                 detail={"email": email, "role": role})
     db.session.commit()
     return invitation
 
@@ -116,5 +119,6 @@ def accept(token: str, password: str, *, now: datetime) -> User:
     except EmailTaken:
         db.session.rollback()
         raise
+    audit.record("invitation.accepted", actor=user, subject=user, now=now, detail={"invitation_id": invitation.id})
     db.session.commit()
     return user

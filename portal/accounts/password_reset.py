@@ -14,6 +14,7 @@ from portal.accounts import passwords, tokens
 from portal.accounts.errors import InvalidToken, TokenExpired, TokenUsed
 from portal.accounts.users import end_all_sessions, find_by_email
 from portal.delivery import send_email
+from portal import audit
 from portal.extensions import db
 from portal.models import PasswordReset, User
 
@@ -58,6 +59,7 @@ def request_reset(email: str, *, now: datetime) -> None:
     except Exception:
         db.session.rollback()
         raise
+    audit.record("password_reset.requested", subject=user, now=now)
     db.session.commit()
 
 
@@ -95,5 +97,6 @@ def reset_password(token: str, password: str, *, now: datetime) -> User:
     user = reset.user
     user.password_hash = passwords.hash_password(password)
     end_all_sessions(user)
+    audit.record("password_reset.completed", actor=user, subject=user, now=now)
     db.session.commit()
     return user

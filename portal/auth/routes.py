@@ -1,7 +1,7 @@
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from portal import clock
+from portal import audit, clock
 from portal.access import public, safe_next
 from portal.accounts import invitations, password_reset, users
 from portal.accounts.errors import AccountError, WeakPassword
@@ -38,7 +38,11 @@ def login():
         now = clock.now()
         user = users.authenticate(form.email.data, form.password.data)
         if user is None:
+            known = users.find_by_email(form.email.data)
+            audit.record("login.password_failed", outcome="failure", subject=known, now=now,
+                         detail={} if known else {"reason": "unknown email"}, commit=True)
             return render_template("auth/login.html", form=form, error=GENERIC_LOGIN_ERROR, next_url=next_url), 401
+        audit.record("login.password_succeeded", subject=user, actor=user, now=now, commit=True)
         if user.mfa is not None:
             state = pending.start(user, next_url=next_url, now=now)
             if user.mfa.method != "totp":
@@ -56,6 +60,7 @@ def login():
             return redirect(url_for("security.show_security"), code=303)
         renew_session()
         login_user(user)
+        audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": None}, commit=True)
         return redirect(next_url or url_for("dashboard.index"), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form, next_url=next_url,
@@ -63,7 +68,9 @@ def login():
 
 
 def _code_page_context(user, state, now, form=None, error=None, status_message=None):
-    available_at = codes.resend_available_at(user, now) if user.mfa.method != "totp" else None
+    enrollment = user.mfa
+    target = enrollment.phone_e164 if enrollment.method == "sms" else user.email
+    available_at = codes.resend_available_at(user, enrollment.method, target, now) if enrollment.method != "totp" else None
     return dict(
         form=form or CodeForm(),
         resend_form=ResendForm(),
@@ -103,6 +110,7 @@ def verify_code():
             form.code.errors.append(str(error))
             context = _code_page_context(user, state, now, form=form)
             return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), error.status
+        audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": user.mfa.method}, commit=True)
         return complete_login(user, state.get("next"))
     return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
 
@@ -119,7 +127,7 @@ def resend_code():
         message, category, status = "Authenticator Apps make their own codes: open your app for the current one.", "error", 400
     else:
         try:
-            mfa_login.send_login_code(user, challenge=state["challenge"], now=now)
+            mfa_login.send_login_code(user, challenge=state["challenge"], now=now, resend=True)
         except MfaError as error:
             message, category, status = str(error), "error", error.status
         else:
@@ -137,6 +145,7 @@ def resend_code():
 @bp.route("/logout", methods=["POST"])
 def logout():
     """End the session on the server and in the browser."""
+    audit.record("logout", actor=current_user, subject=current_user, commit=True)
     logout_user()
     session.clear()
     response = redirect(url_for("auth.login", logged_out=1), code=303)

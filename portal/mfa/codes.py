@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from portal import audit
 from portal.extensions import db
 from portal.mfa.errors import (
     AccountLocked,
@@ -87,6 +88,8 @@ def record_failure(user: User, now: datetime) -> None:
             .values(mfa_failed_count=0, mfa_locked_until=now + current_app.config["MFA_LOCK_DURATION"])
             .execution_options(synchronize_session=False)
         )
+        audit.record("mfa.locked", outcome="failure", subject=user, now=now,
+                     detail={"failures": count, "minutes": int(current_app.config["MFA_LOCK_DURATION"].total_seconds() // 60)})
     db.session.commit()
     db.session.refresh(user)
 
@@ -129,6 +132,14 @@ def check_send_allowed(user: User, channel: str, destination: str, now: datetime
         ))
         if len(sent) >= config["MFA_SMS_PER_NUMBER_PER_DAY"]:
             raise SendThrottled(sent[0] + timedelta(days=1) - now, reason="volume")
+        # A ceiling on all texts per day caps the cost of an SMS-pumping attack spread
+        # across many accounts and numbers.
+        total = db.session.scalar(
+            select(func.count(MfaCode.id)).where(MfaCode.channel == "sms", MfaCode.created_at > day_ago)
+        )
+        if total >= config["MFA_SMS_GLOBAL_PER_DAY"]:
+            current_app.logger.error("global daily SMS cap reached (%s)", total)
+            raise SendThrottled(timedelta(hours=1), reason="volume")
 
 
 def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str, now: datetime) -> tuple[MfaCode, str]:
@@ -162,10 +173,10 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     return record, code
 
 
-def resend_available_at(user: User, now: datetime) -> datetime | None:
+def resend_available_at(user: User, channel: str, destination: str, now: datetime) -> datetime | None:
     """When "click here" will work again, or None if it works now."""
     try:
-        check_send_allowed(user, "email", "", now)
+        check_send_allowed(user, channel, destination, now)
     except SendThrottled as throttled:
         return now + throttled.retry_after
     return None

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import delete, update
 
 from portal.accounts.users import end_all_sessions
+from portal import audit
 from portal.extensions import db
 from portal.mfa import codes, crypto, messages, phones, policy, totp
 from portal.mfa.errors import (
@@ -22,6 +23,7 @@ from portal.mfa.errors import (
     EnrollmentExpired,
     InvalidCode,
     MethodNotAllowed,
+    MfaError,
 )
 from portal.mfa.masking import mask_destination
 from portal.models import MfaEnrollment, MfaPendingEnrollment, User
@@ -99,11 +101,14 @@ def resend_sms(user: User, *, challenge: str, now: datetime) -> MfaPendingEnroll
 
 def _send_enrollment_code(user: User, e164: str, *, challenge: str, now: datetime) -> None:
     _, code = codes.issue(user, purpose="enroll", channel="sms", destination=e164, challenge=challenge, now=now)
+    detail = {"channel": "sms", "destination": phones.mask_phone(e164), "purpose": "enroll"}
     try:
         messages.send_code("sms", e164, code)
     except DeliveryFailed:
         db.session.rollback()
+        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
         raise
+    audit.record("mfa.code_sent", subject=user, now=now, detail=detail)
     db.session.commit()
 
 
@@ -134,6 +139,16 @@ def verify(user: User, raw_code: str, *, challenge: str, now: datetime) -> MfaEn
     pending = pending_for(user, now)
     if pending is None:
         raise EnrollmentExpired()
+    try:
+        return _verify_pending(user, pending, raw_code, challenge=challenge, now=now)
+    except MfaError as error:
+        db.session.rollback()
+        audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
+                     detail={"method": pending.method, "purpose": "enroll", "reason": type(error).__name__}, commit=True)
+        raise
+
+
+def _verify_pending(user: User, pending: MfaPendingEnrollment, raw_code: str, *, challenge: str, now: datetime) -> MfaEnrollment:
     if pending.method == "sms":
         codes.verify(user, purpose="enroll", challenge=challenge, raw_code=raw_code, now=now)
         return activate(user, method="sms", phone_e164=pending.phone_e164, now=now)
@@ -174,6 +189,12 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
         .execution_options(synchronize_session=False)
     )
     end_all_sessions(user)
+    db.session.flush()
+    audit.record(
+        "mfa.enrolled" if old_method is None else "mfa.switched", actor=user, subject=user, now=now,
+        detail={"method": method, "destination": mask_destination(method, email=user.email, phone_e164=phone_e164),
+                "previous_method": old_method},
+    )
     db.session.commit()
     db.session.refresh(user)
     if old_method is None:

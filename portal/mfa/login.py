@@ -6,9 +6,10 @@ from datetime import datetime
 
 from sqlalchemy import or_, update
 
+from portal import audit
 from portal.extensions import db
 from portal.mfa import codes, crypto, messages, totp
-from portal.mfa.errors import DeliveryFailed, InvalidCode
+from portal.mfa.errors import DeliveryFailed, InvalidCode, MfaError
 from portal.mfa.masking import mask_destination
 from portal.models import MfaEnrollment, User
 
@@ -19,7 +20,7 @@ def destination(user: User) -> str | None:
     return mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164)
 
 
-def send_login_code(user: User, *, challenge: str, now: datetime) -> None:
+def send_login_code(user: User, *, challenge: str, now: datetime, resend: bool = False) -> None:
     """Send a login code by the user's SMS or Email method, voiding the previous one.
 
     Raises SendThrottled, DeliveryFailed. On a failure nothing changes: no code is stored and
@@ -29,11 +30,14 @@ def send_login_code(user: User, *, challenge: str, now: datetime) -> None:
     target = enrollment.phone_e164 if enrollment.method == "sms" else user.email
     _, code = codes.issue(user, purpose="login", channel=enrollment.method, destination=target,
                           challenge=challenge, now=now)
+    detail = {"channel": enrollment.method, "destination": destination(user), "purpose": "login"}
     try:
         messages.send_code(enrollment.method, target, code)
     except DeliveryFailed:
         db.session.rollback()
+        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
         raise
+    audit.record("mfa.code_resent" if resend else "mfa.code_sent", subject=user, now=now, detail=detail)
     db.session.commit()
 
 
@@ -43,13 +47,20 @@ def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetim
     Raises MalformedCode, AccountLocked, InvalidCode, CodeExpired, CodeUsedUp, NoActiveCode.
     """
     enrollment = user.mfa
-    if enrollment.method == "totp":
-        _verify_totp(user, enrollment, raw_code, now)
-    else:
-        codes.verify(user, purpose="login", challenge=challenge, raw_code=raw_code, now=now)
+    try:
+        if enrollment.method == "totp":
+            _verify_totp(user, enrollment, raw_code, now)
+        else:
+            codes.verify(user, purpose="login", challenge=challenge, raw_code=raw_code, now=now)
+    except MfaError as error:
+        db.session.rollback()
+        audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
+                     detail={"method": enrollment.method, "purpose": "login", "reason": type(error).__name__}, commit=True)
+        raise
     user.last_mfa_at = now
     enrollment.last_used_at = now
     codes.record_success(user, now)
+    audit.record("mfa.code_verified", subject=user, now=now, detail={"method": enrollment.method, "purpose": "login"})
     db.session.commit()
 
 

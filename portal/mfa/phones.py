@@ -11,6 +11,10 @@ _REFUSED_TYPES = {
     PhoneNumberType.TOLL_FREE: "Toll-free numbers cannot receive codes. Enter a US mobile number.",
     PhoneNumberType.PREMIUM_RATE: "Premium-rate numbers cannot receive codes. Enter a US mobile number.",
     PhoneNumberType.SHARED_COST: "Shared-cost numbers cannot receive codes. Enter a US mobile number.",
+    PhoneNumberType.PERSONAL_NUMBER: "Personal (5XX) numbers cannot receive codes. Enter a US mobile number.",
+    PhoneNumberType.PAGER: "Pagers cannot receive codes. Enter a US mobile number.",
+    PhoneNumberType.UAN: "That number cannot receive codes. Enter a US mobile number.",
+    PhoneNumberType.VOICEMAIL: "Voicemail numbers cannot receive codes. Enter a US mobile number.",
 }
 
 

@@ -43,7 +43,7 @@ def _panel_context(now, *, device=None, step=None, error=None, password_form=Non
             step = "totp_qr"
     if step in ("sms_code", "totp_qr", "totp_code") and (pending is None or pending.method != step.split("_")[0]):
         step = None
-    available_at = codes.resend_available_at(user, now) if step == "sms_code" else None
+    available_at = codes.resend_available_at(user, "sms", pending.phone_e164, now) if step == "sms_code" else None
     context.update(
         enrollment=enrollment,
         method_label=enrollment.label if enrollment else None,

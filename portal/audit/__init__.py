@@ -1,0 +1,145 @@
+"""The audit trail: record security events; verify the hash chain.
+
+Every row carries SHA-256 over its content and the previous row's hash, so editing or
+deleting a row breaks the chain from there on. On PostgreSQL a trigger also rejects UPDATE
+and DELETE outright. Never record codes, secrets, passwords, session ids or full phone numbers:
+callers pass masked destinations only.
+
+Concurrency: on PostgreSQL writers serialise on an advisory lock held to commit; SQLite
+serialises writers itself (single-instance development use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import g, has_request_context, request
+from sqlalchemy import select, text
+
+from portal.extensions import db
+from portal.models.audit import AuditEvent
+from portal.models.base import utcnow
+
+GENESIS = "0" * 64
+_LOCK_ID = 7_420_115  # pg_advisory_xact_lock key for the audit chain
+
+EVENT_TYPES = (
+    "login.password_succeeded", "login.password_failed", "login.succeeded",
+    "mfa.code_sent", "mfa.code_send_failed", "mfa.code_resent", "mfa.code_verified", "mfa.code_failed",
+    "mfa.locked", "mfa.enrolled", "mfa.switched", "mfa.cleared",
+    "practice.requirement_changed", "practice.request_made", "practice.request_decided",
+    "invitation.sent", "invitation.accepted", "password_reset.requested", "password_reset.completed",
+    "logout", "support.confirmed",
+)
+
+
+def _content(event: AuditEvent) -> str:
+    return json.dumps(
+        [
+            event.occurred_at.isoformat(), event.event_type, event.outcome, event.actor_id, event.subject_id,
+            event.practice_id, event.ip, event.user_agent, event.request_id, event.detail,
+        ],
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def row_hash(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256((prev_hash + "|" + _content(event)).encode()).hexdigest()
+
+
+def _latest_hash() -> str:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_ID})
+    last = db.session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
+    return last or GENESIS
+
+
+def record(event_type: str, *, outcome: str = "success", actor=None, subject=None, practice_id: int | None = None,
+           detail: dict | None = None, now: datetime | None = None, commit: bool = False) -> AuditEvent:
+    """Add an event to the current transaction (committed with it, or now if `commit`).
+
+    `actor` and `subject` are users (or None); the practice defaults to the subject's.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"Unknown audit event type {event_type!r}")
+    if practice_id is None:
+        practice_id = getattr(subject, "practice_id", None) or getattr(actor, "practice_id", None)
+    event = AuditEvent(
+        occurred_at=now or utcnow(),
+        event_type=event_type,
+        outcome=outcome,
+        actor_id=getattr(actor, "id", None),
+        subject_id=getattr(subject, "id", None),
+        practice_id=practice_id,
+        detail=json.dumps(detail or {}, separators=(",", ":"), sort_keys=True),
+        **_request_facts(),
+    )
+    event.prev_hash = _latest_hash()
+    event.row_hash = row_hash(event.prev_hash, event)
+    db.session.add(event)
+    db.session.flush()
+    if commit:
+        db.session.commit()
+    return event
+
+
+def init_app(app) -> None:
+    """Give every request an id: it ties audit rows, logs and error pages together."""
+    import secrets
+
+    @app.before_request
+    def assign_request_id():
+        g.request_id = secrets.token_hex(8)
+
+    @app.after_request
+    def expose_request_id(response):
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+        return response
+
+
+def _request_facts() -> dict:
+    if not has_request_context():
+        return {"ip": None, "user_agent": None, "request_id": None}
+    return {
+        "ip": (request.remote_addr or "")[:45] or None,
+        "user_agent": (request.user_agent.string or "")[:300] or None,
+        "request_id": getattr(g, "request_id", None),
+    }
+
+
+@dataclass
+class ChainReport:
+    checked: int
+    broken_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_id is None
+
+
+def verify_chain(batch: int = 5000) -> ChainReport:
+    """Walk the trail in id order; report the first row whose hash or link is wrong."""
+    previous = GENESIS
+    checked = 0
+    last_id = 0
+    while True:
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
+        ).all()
+        if not rows:
+            return ChainReport(checked)
+        for event in rows:
+            if event.prev_hash != previous:
+                return ChainReport(checked, event.id, "its link to the previous row is broken (a row before it was removed or changed)")
+            if event.row_hash != row_hash(event.prev_hash, event):
+                return ChainReport(checked, event.id, "its content does not match its hash (the row was edited)")
+            previous = event.row_hash
+            checked += 1
+            last_id = event.id
+        db.session.expunge_all()

@@ -1,0 +1,35 @@
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.models.base import UTCDateTime, utcnow
+
+REQUEST_STATUSES = ("pending", "approved", "declined")
+
+
+class RequirementRequest(db.Model):
+    """A practice admin asks support to require MFA for the practice (or to stop requiring it)."""
+
+    __tablename__ = "requirement_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'declined')", name="status_allowed"),
+        Index("ix_requirement_requests_status_id", "status", "id"),
+        Index("ix_requirement_requests_practice_id_id", "practice_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    require: Mapped[bool] = mapped_column()  # the state asked for
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    practice = relationship("Practice")
+    requested_by = relationship("User", foreign_keys=[requested_by_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])
