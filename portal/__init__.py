@@ -35,6 +35,12 @@ def create_app(config=None) -> Flask:
     app.config.update(overrides)
     if issubclass(config, ProductionConfig):
         ProductionConfig.validate(app.config)
+    _check_networks(app.config["SUPPORT_ALLOWED_NETWORKS"])
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
     from portal import access, audit, cli, errors, headers, htmx
     from portal.auth import bp as auth_bp
@@ -42,6 +48,7 @@ def create_app(config=None) -> Flask:
     from portal.extensions import csrf, db, login_manager, mail, migrate
     from portal.practice import bp as practice_bp
     from portal.security import bp as security_bp
+    from portal.support import bp as support_bp
     from portal.models.base import render_item
     from portal.sessions import init_sessions
 
@@ -59,6 +66,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(security_bp)
     app.register_blueprint(practice_bp)
+    app.register_blueprint(support_bp)
     if app.config["DEV_OUTBOX"]:
         from portal.dev import bp as dev_bp
 
@@ -70,3 +78,13 @@ def create_app(config=None) -> Flask:
     htmx.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _check_networks(networks) -> None:
+    import ipaddress
+
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as error:
+            raise RuntimeError(f"SUPPORT_ALLOWED_NETWORKS: {network!r} is not a network (CIDR)") from error

@@ -76,6 +76,8 @@ def init_app(app: Flask) -> None:
     def require_login():
         if request.endpoint is None or request.endpoint == "static":
             return None
+        if request.blueprint == "support" and not (current_user.is_authenticated and current_user.role == "support"):
+            abort(404)  # the support area does not admit it exists
         view = app.view_functions.get(request.endpoint)
         if getattr(view, "is_public", False):
             return None

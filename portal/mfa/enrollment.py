@@ -203,3 +203,43 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
         messages.notify_change(user, "switched", method=method, old_method=old_method, old_destination=old_destination)
     db.session.commit()
     return enrollment
+
+
+class CannotClear(MfaError):
+    status = 400
+
+
+def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: datetime) -> None:
+    """Remove the user's MFA (the "lost phone" case). Only support calls this.
+
+    Raises CannotClear (own account, nothing to clear, missing reason or ticket). Deletes the
+    method and any method being set up, voids live codes, resets the failure counter and lock,
+    ends every session of the user, records who and why, and emails the user.
+    """
+    reason, ticket = (reason or "").strip(), (ticket or "").strip()
+    if actor.role != "support":
+        raise CannotClear("Only support can clear MFA settings.")
+    if actor.id == user.id:
+        raise CannotClear("You cannot clear your own MFA settings; ask another member of support.")
+    if not reason or not ticket:
+        raise CannotClear("Give a reason and the support ticket reference.")
+    if user.mfa is None:
+        raise CannotClear("This user has no MFA settings to clear.")
+    previous = user.mfa.method
+    db.session.delete(user.mfa)
+    db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
+    db.session.execute(
+        update(codes.MfaCode)
+        .where(codes.MfaCode.user_id == user.id, codes.MfaCode.consumed_at.is_(None), codes.MfaCode.voided_at.is_(None))
+        .values(voided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    user.mfa_failed_count = 0
+    user.mfa_locked_until = None
+    end_all_sessions(user)
+    audit.record("mfa.cleared", actor=actor, subject=user, now=now,
+                 detail={"previous_method": previous, "reason": reason[:500], "ticket": ticket[:100]})
+    db.session.commit()
+    db.session.refresh(user)
+    messages.notify_change(user, "cleared")
+    db.session.commit()

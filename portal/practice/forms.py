@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from portal.models.user import PRACTICE_ROLES, ROLE_LABELS
 
@@ -14,3 +14,8 @@ class InviteUserForm(FlaskForm):
         validate_choice=True,
     )
     submit = SubmitField("Send invitation")
+
+
+class RequestRequirementForm(FlaskForm):
+    note = TextAreaField("Note for support (optional)", validators=[Optional(), Length(max=1000)])
+    submit = SubmitField("Send request to support")

@@ -1,16 +1,24 @@
-from flask import flash, redirect, render_template, url_for
+import csv
+import io
+
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import clock
 from portal.access import role_required
 from portal.accounts import invitations
 from portal.accounts.errors import AccountError
+from portal.audit.query import AuditFilter, events
+from portal.audit import EVENT_TYPES
 from portal.delivery import DeliveryError
+from portal.enforcement import requirement, review
+from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
+from portal.htmx import hx_redirect, render
 from portal.models import Invitation, User
-from portal.models.base import utcnow
 from portal.practice import bp
-from portal.practice.forms import InviteUserForm
+from portal.practice.forms import InviteUserForm, RequestRequirementForm
 
 
 @bp.before_request
@@ -19,25 +27,112 @@ def require_practice_admin():
     """Keep the whole area to practice admins."""
 
 
+def _review_context(query: review.TableQuery, request_form=None):
+    practice = current_user.practice
+    return dict(
+        practice=practice,
+        coverage=review.coverage(practice.id),
+        table=review.users_page(practice.id, query),
+        request_form=request_form or RequestRequirementForm(),
+        open_request=requirement.open_request(practice.id),
+        latest_request=requirement.latest_request(practice.id),
+    )
+
+
+@bp.route("/")
+def review_enforcement():
+    """Review MFA enforcement: requirement, coverage, and the users table."""
+    query = review.TableQuery.from_args(request.args)
+    return render("practice/review_enforcement.html", "practice/_user_table.html", target="user-table",
+                  **_review_context(query))
+
+
+@bp.route("/users.csv")
+def export_users():
+    """Download the users table (same filter, search and order) as CSV, streamed."""
+    query = review.TableQuery.from_args(request.args)
+    practice_id = current_user.practice_id
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["Name", "Email", "Role", "Active", "MFA", "Method", "Enrolled (UTC)", "Last MFA login (UTC)"])
+        for row in review.export_rows(practice_id, query):
+            writer.writerow([
+                _cell(row.name), _cell(row.email), row.role, "yes" if row.active else "no",
+                "yes" if row.method else "no", row.method_label if row.method else "",
+                row.enrolled_at.strftime("%Y-%m-%d %H:%M") if row.enrolled_at else "",
+                row.last_mfa_at.strftime("%Y-%m-%d %H:%M") if row.last_mfa_at else "",
+            ])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate(0)
+        yield buffer.getvalue()
+
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="practice-mfa-users.csv"'
+    return response
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas in user-supplied text (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@bp.route("/requests", methods=["POST"])
+def request_requirement():
+    """Ask support to require MFA for the practice (or to stop requiring it)."""
+    form = RequestRequirementForm()
+    query = review.TableQuery()
+    if not form.validate_on_submit():
+        return render_template("practice/review_enforcement.html", **_review_context(query, form)), 400
+    require = not current_user.practice.mfa_required
+    try:
+        requirement.make_request(current_user, require=require, note=form.note.data, now=clock.now())
+    except EnforcementError as error:
+        form.note.errors.append(str(error))
+        return render_template("practice/review_enforcement.html", **_review_context(query, form)), error.status
+    flash("Your request was sent to support. Its state is shown on this page.", "success")
+    return hx_redirect(url_for("practice.review_enforcement"))
+
+
+@bp.route("/users/<int:user_id>")
+def show_member(user_id):
+    """One user of this practice and their MFA state; other practices' users do not exist here."""
+    row = review.member(current_user.practice_id, user_id)
+    if row is None:
+        abort(404)
+    return render_template("practice/show_member.html", row=row)
+
+
+@bp.route("/audit")
+def list_audit():
+    """This practice's security events."""
+    filters = AuditFilter.from_args(request.args, practice_id=current_user.practice_id)
+    rows, next_before = events(filters)
+    return render_template("support/list_audit.html", rows=rows, filters=filters, next_before=next_before,
+                           event_types=EVENT_TYPES, endpoint="practice.list_audit", practice_scope=True)
+
+
 def _users_page(form: InviteUserForm, status: int = 200):
     practice_id = current_user.practice_id
-    members = db.session.scalars(select(User).where(User.practice_id == practice_id).order_by(User.display_name))
     pending = db.session.scalars(
         select(Invitation)
         .where(
             Invitation.practice_id == practice_id,
             Invitation.accepted_at.is_(None),
             Invitation.revoked_at.is_(None),
-            Invitation.expires_at > utcnow(),
+            Invitation.expires_at > clock.now(),
         )
         .order_by(Invitation.created_at.desc())
     )
+    members = db.session.scalars(select(User).where(User.practice_id == practice_id).order_by(User.display_name).limit(200))
     return render_template("practice/list_users.html", form=form, members=list(members), pending=list(pending)), status
 
 
 @bp.route("/users")
 def list_users():
-    """List the practice's users and open invitations, with the invite form."""
+    """Invite users; list open invitations."""
     return _users_page(InviteUserForm())
 
 
@@ -53,7 +148,7 @@ def invite_user():
             email=form.email.data,
             display_name=form.display_name.data,
             role=form.role.data,
-            now=utcnow(),
+            now=clock.now(),
         )
     except (AccountError, ValueError) as error:
         form.email.errors.append(str(error))

@@ -1,0 +1,28 @@
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from portal.auth.forms import CodeForm
+
+
+class ConfirmForm(CodeForm):
+    password = PasswordField("Password", validators=[DataRequired(message="Enter your password."), Length(max=256)])
+    submit = SubmitField("Confirm")
+
+
+class ClearMfaForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)],
+                           description="For example: lost phone, identity checked by a call-back to the practice.")
+    ticket = StringField("Support ticket reference", validators=[DataRequired(message="Give the ticket reference."), Length(max=100)])
+    submit = SubmitField("Clear MFA settings")
+
+
+class RequirementForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)])
+    submit = SubmitField("Save")
+
+
+class DecideRequestForm(FlaskForm):
+    note = TextAreaField("Note for the practice admin", validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])
+    approve = SubmitField("Approve")
+    decline = SubmitField("Decline")

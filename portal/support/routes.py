@@ -1,0 +1,201 @@
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from portal import audit, clock
+from portal.access import safe_next
+from portal.accounts import passwords
+from portal.audit.query import AuditFilter, events
+from portal.audit import EVENT_TYPES
+from portal.enforcement import requirement
+from portal.enforcement.errors import EnforcementError
+from portal.extensions import db
+from portal.htmx import hx_redirect, is_htmx
+from portal.mfa import login as mfa_login
+from portal.mfa.enrollment import CannotClear, clear_by_support
+from portal.mfa.errors import MfaError
+from portal.mfa.masking import mask_destination
+from portal.models import MfaEnrollment, Practice, RequirementRequest, User
+from portal.support import bp, guard
+from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm
+
+
+@bp.before_request
+def restrict_to_support():
+    """404 for anyone but support staff on an allowed network; then ask for a fresh confirmation."""
+    if not current_user.is_authenticated or current_user.role != "support" or not guard.network_allowed():
+        abort(404)
+    if request.endpoint != "support.confirm" and not guard.is_confirmed(clock.now()):
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return hx_redirect(url_for("support.confirm", next=safe_next(target)))
+    return None
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+def confirm():
+    """Confirm with password and authenticator code before support work (15 minutes)."""
+    form = ConfirmForm()
+    next_url = safe_next(request.args.get("next"))
+    status = 200
+    if form.validate_on_submit():
+        now = clock.now()
+        if not passwords.verify_password(current_user.password_hash, form.password.data):
+            form.password.errors.append("That password is not correct.")
+            status = 401
+        else:
+            try:
+                mfa_login.verify_login_code(current_user, form.code.data, challenge="", now=now)
+            except MfaError as error:
+                form.code.errors.append(str(error))
+                status = error.status
+            else:
+                guard.mark_confirmed(now)
+                audit.record("support.confirmed", actor=current_user, subject=current_user, now=now, commit=True)
+                return redirect(next_url or url_for("support.index"), code=303)
+    elif form.errors:
+        status = 400
+    return render_template("support/confirm.html", form=form, next_url=next_url), status
+
+
+@bp.route("/")
+def index():
+    """Show open requests, every practice's requirement, and user search."""
+    practices = db.session.execute(
+        select(Practice, func.count(User.id), func.count(MfaEnrollment.id))
+        .outerjoin(User, (User.practice_id == Practice.id) & User.active.is_(True))
+        .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
+        .group_by(Practice.id)
+        .order_by(Practice.name)
+    ).all()
+    open_requests = db.session.scalars(
+        select(RequirementRequest).where(RequirementRequest.status == "pending").order_by(RequirementRequest.id)
+    ).all()
+    return render_template("support/index.html", practices=practices, open_requests=open_requests,
+                           decide_form=DecideRequestForm())
+
+
+@bp.route("/users")
+def find_users():
+    """Find users by email or practice name."""
+    q = (request.args.get("q") or "").strip()[:100]
+    results = []
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        results = db.session.execute(
+            select(User, Practice.name, MfaEnrollment.method)
+            .outerjoin(Practice, Practice.id == User.practice_id)
+            .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
+            .where(or_(User.email.like(pattern, escape="\\"), func.lower(Practice.name).like(pattern, escape="\\")))
+            .order_by(User.email)
+            .limit(50)
+        ).all()
+    return render_template("support/find_users.html", q=q, results=results)
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | None = None):
+    enrollment = user.mfa
+    state = dict(
+        method=enrollment.label if enrollment else None,
+        destination=mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164) if enrollment else None,
+        enrolled_at=enrollment.enrolled_at if enrollment else None,
+        last_mfa_at=user.last_mfa_at,
+        failed=user.mfa_failed_count,
+        locked_until=user.mfa_locked_until if user.mfa_locked_until and user.mfa_locked_until > clock.now() else None,
+    )
+    return render_template("support/show_user.html", user=user, state=state, form=form, error=error), status
+
+
+@bp.route("/users/<int:user_id>")
+def show_user(user_id):
+    """Show one user's MFA state (never a secret, a code or a full phone number)."""
+    return _user_page(_user_or_404(user_id), ClearMfaForm())
+
+
+@bp.route("/users/<int:user_id>/clear-mfa", methods=["POST"])
+def clear_mfa(user_id):
+    """Clear a user's MFA settings, with a reason and a ticket reference."""
+    user = _user_or_404(user_id)
+    form = ClearMfaForm()
+    if not form.validate_on_submit():
+        return _user_page(user, form, 400)
+    try:
+        clear_by_support(user, actor=current_user, reason=form.reason.data, ticket=form.ticket.data, now=clock.now())
+    except CannotClear as error:
+        return _user_page(user, form, error.status, error=str(error))
+    flash(f"MFA settings cleared for {user.email}. Their sessions were ended and they were emailed.", "success")
+    return hx_redirect(url_for("support.show_user", user_id=user.id))
+
+
+def _practice_or_404(practice_id: int) -> Practice:
+    practice = db.session.get(Practice, practice_id)
+    if practice is None:
+        abort(404)
+    return practice
+
+
+@bp.route("/practices/<int:practice_id>")
+def show_practice(practice_id):
+    """Show a practice's requirement and the form to change it."""
+    practice = _practice_or_404(practice_id)
+    return render_template("support/show_practice.html", practice=practice, form=RequirementForm(),
+                           open_request=requirement.open_request(practice.id))
+
+
+@bp.route("/practices/<int:practice_id>/requirement", methods=["POST"])
+def set_requirement(practice_id):
+    """Require MFA for every user of the practice, or stop requiring it."""
+    practice = _practice_or_404(practice_id)
+    form = RequirementForm()
+    wanted = request.form.get("required")
+    if wanted not in ("on", "off"):
+        abort(400)
+    if not form.validate_on_submit():
+        return render_template("support/show_practice.html", practice=practice, form=form,
+                               open_request=requirement.open_request(practice.id)), 400
+    try:
+        notified = requirement.set_requirement(practice, wanted == "on", actor=current_user,
+                                               reason=form.reason.data, now=clock.now())
+    except EnforcementError as error:
+        form.reason.errors.append(str(error))
+        return render_template("support/show_practice.html", practice=practice, form=form,
+                               open_request=requirement.open_request(practice.id)), error.status
+    if wanted == "on":
+        flash(f"MFA is now required for {practice.name}. {notified} user(s) without MFA were emailed.", "success")
+    else:
+        flash(f"MFA is no longer required for {practice.name}.", "success")
+    return hx_redirect(url_for("support.show_practice", practice_id=practice.id))
+
+
+@bp.route("/requests/<int:request_id>/decide", methods=["POST"])
+def decide_request(request_id):
+    """Approve or decline a practice admin's request."""
+    req = db.session.get(RequirementRequest, request_id)
+    if req is None:
+        abort(404)
+    form = DecideRequestForm()
+    if not form.validate_on_submit():
+        flash(" ".join(form.note.errors) or "Give a note for the practice admin.", "error")
+        return redirect(url_for("support.index"), code=303) if not is_htmx() else hx_redirect(url_for("support.index"))
+    try:
+        requirement.decide(req, actor=current_user, approve=bool(form.approve.data), note=form.note.data, now=clock.now())
+    except EnforcementError as error:
+        flash(str(error), "error")
+        return hx_redirect(url_for("support.index"))
+    flash(f"Request #{req.id} from {req.practice.name} {req.status}.", "success")
+    return hx_redirect(url_for("support.index"))
+
+
+@bp.route("/audit")
+def list_audit():
+    """The whole audit trail, filtered and paged."""
+    filters = AuditFilter.from_args(request.args)
+    rows, next_before = events(filters)
+    return render_template("support/list_audit.html", rows=rows, filters=filters, next_before=next_before,
+                           event_types=EVENT_TYPES, endpoint="support.list_audit")
