@@ -125,3 +125,20 @@ def init_app(app: Flask) -> None:
             click.echo("")
 
     app.cli.add_command(outbox_group)
+
+    audit_group = click.Group("audit", help="Check the audit trail.")
+
+    @audit_group.command("verify")
+    def verify_audit_command():
+        """Walk the hash chain; name the first broken row and exit non-zero if any."""
+        from portal.audit import verify_chain
+
+        report = verify_chain()
+        if report.ok:
+            click.echo(f"Audit trail intact: {report.checked} events verified.")
+            return
+        click.echo(f"Audit trail BROKEN at event id {report.broken_id}: {report.reason}. "
+                   f"{report.checked} events before it verified.", err=True)
+        raise SystemExit(1)
+
+    app.cli.add_command(audit_group)

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String, true
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -30,6 +30,9 @@ class User(UserMixin, db.Model):
         ),
         # Emails are stored normalised (trimmed, lower case), so uniqueness is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lower"),
+        # The practice review sorts and pages a practice's users by these columns.
+        Index("ix_users_practice_id_display_name", "practice_id", "display_name"),
+        Index("ix_users_practice_id_email", "practice_id", "email"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,263 @@
+"""The restricted support area: who gets in, the fresh confirmation, and what support may do."""
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AuditEvent, MfaEnrollment, Practice, RequirementRequest
+from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
+from tests.functional.mfa_helpers import totp_now
+
+SECRET_PHONE = "+12025550143"
+
+
+@pytest.fixture
+def support(app, client, auth, clock):
+    """A support user, logged in with their authenticator and confirmed for support work."""
+    user = make_user("support@portal.test", role="support", display_name="Sasha Support")
+    secret = make_enrollment(user, "totp")
+    assert auth.login_totp("support@portal.test", PASSWORD, secret).status_code == 303
+    clock.advance(seconds=30)
+    response = client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    user.secret = secret
+    return user
+
+
+def support_urls(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("support."):
+            path = rule.rule.replace("<int:user_id>", "1").replace("<int:practice_id>", "1").replace("<int:request_id>", "1")
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield path, method
+
+
+@pytest.mark.parametrize("role", [None, "clinician", "staff", "practice_admin"])
+def test_everyone_but_support_gets_404_everywhere(app, client, auth, clock, role):
+    """Does the support area admit it exists to anyone else (plain or HTMX)?"""
+    if role:
+        make_user(f"{role}@example.test", role=role)
+        auth.login(f"{role}@example.test", PASSWORD)
+    urls = list(support_urls(app))
+    assert len(urls) >= 9
+    for path, method in urls:
+        assert client.open(path, method=method).status_code == 404, (path, method)
+        assert client.open(path, method=method, headers={"HX-Request": "true"}).status_code == 404, (path, method)
+
+
+def test_support_must_enroll_an_authenticator_first(client, auth, clock):
+    """Is a support user without MFA held at enrollment, with Authenticator Apps only?"""
+    make_user("new-support@portal.test", role="support")
+    response = auth.login("new-support@portal.test", PASSWORD)
+    assert response.headers["Location"] == "/account/security"
+    assert client.get("/support/").headers["Location"] == "/account/security"
+
+
+def test_support_without_fresh_confirmation_is_asked_again(client, auth, clock):
+    """Does every support page ask for password and code, and again after 15 minutes?"""
+    user = make_user("support@portal.test", role="support")
+    secret = make_enrollment(user, "totp")
+    auth.login_totp("support@portal.test", PASSWORD, secret)
+    response = client.get("/support/users?q=x")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/support/confirm")
+    assert client.post("/support/users/1/clear-mfa", data={"reason": "r", "ticket": "t"}).headers["Location"].startswith("/support/confirm")
+    page = client.get("/support/confirm").get_data(as_text=True)
+    assert "password and a code from your authenticator app" in page
+    clock.advance(seconds=30)
+    wrong = client.post("/support/confirm", data={"password": PASSWORD, "code": "000000" if totp_now(secret, clock) != "000000" else "111111"})
+    assert wrong.status_code == 400
+    bad_password = client.post("/support/confirm", data={"password": "wrong password!", "code": totp_now(secret, clock)})
+    assert bad_password.status_code == 401
+    ok = client.post("/support/confirm?next=/support/users", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert ok.headers["Location"] == "/support/users"
+    assert client.get("/support/").status_code == 200
+    clock.advance(minutes=15, seconds=1)
+    assert client.get("/support/").headers["Location"].startswith("/support/confirm")
+
+
+def test_find_user_and_see_mfa_state_without_secrets(client, support, clock):
+    """Does support see method, masked destination and counters, but never a number, secret or code?"""
+    practice = make_practice("Lakeside")
+    user = make_user("lost.phone@lakeside.test", practice=practice)
+    make_enrollment(user, "sms", phone=SECRET_PHONE)
+    results = client.get("/support/users?q=lakeside").get_data(as_text=True)
+    assert "lost.phone@lakeside.test" in results
+    html = client.get(f"/support/users/{user.id}").get_data(as_text=True)
+    assert "SMS ((***) ***-0143)" in html
+    assert SECRET_PHONE not in html and "2025550143" not in html
+    assert "Failed code attempts in a row" in html and "Locked" in html
+
+
+def test_clear_mfa_ends_sessions_and_forces_enrollment_where_required(app, client, support, outbox, clock):
+    """After a "lost phone" clear, is the user's open session gone and enrollment forced at next Log In?"""
+    practice = make_practice("Required Clinic", mfa_required=True)
+    user = make_user("lost@required.test", practice=practice)
+    secret = make_enrollment(user, "totp")
+    victim = app.test_client()
+    victim.post("/login", data={"email": "lost@required.test", "password": PASSWORD})
+    assert victim.post("/login/code", data={"code": totp_now(secret, clock)}).status_code == 303
+    assert victim.get("/").status_code == 200
+
+    missing = client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "", "ticket": ""})
+    assert missing.status_code == 400
+    assert db.session.scalar(select(func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == user.id)) == 1
+
+    response = client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "Lost phone; called back", "ticket": "SUP-1234"})
+    assert response.status_code == 303
+    assert "MFA settings cleared" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert db.session.scalar(select(func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == user.id)) == 0
+    assert victim.get("/").status_code == 303  # the existing session ended
+
+    notice = outbox.last("lost@required.test", "email")
+    assert "cleared" in notice.subject and "set it up again at your next Log In" in notice.body_text
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "mfa.cleared"))
+    assert event.actor_id == support.id and event.subject_id == user.id and "SUP-1234" in event.detail
+
+    response = victim.post("/login", data={"email": "lost@required.test", "password": PASSWORD})
+    assert response.headers["Location"] == "/account/security"
+
+
+def test_cleared_user_of_optional_practice_logs_in_with_password_alone(app, client, support, clock):
+    practice = make_practice("Optional Clinic")
+    user = make_user("optional@clinic.test", practice=practice)
+    make_enrollment(user, "email")
+    client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "Lost access", "ticket": "SUP-9"})
+    other = app.test_client()
+    assert other.post("/login", data={"email": "optional@clinic.test", "password": PASSWORD}).headers["Location"] == "/"
+
+
+def test_support_cannot_clear_their_own_mfa(client, support):
+    response = client.post(f"/support/users/{support.id}/clear-mfa", data={"reason": "x", "ticket": "y"})
+    assert response.status_code == 400
+    assert "cannot clear your own" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == support.id)) == 1
+
+
+def test_turning_the_requirement_on_sends_logged_in_users_to_enrollment(app, client, support, outbox, clock):
+    """When support requires MFA, is a user already logged in without MFA sent to enrollment at once?"""
+    practice = make_practice("Becoming Strict")
+    make_user("loose@strict.test", practice=practice)
+    enrolled = make_user("ready@strict.test", practice=practice)
+    make_enrollment(enrolled, "email")
+    user_client = app.test_client()
+    user_client.post("/login", data={"email": "loose@strict.test", "password": PASSWORD})
+    assert user_client.get("/").status_code == 200
+
+    no_reason = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": ""})
+    assert no_reason.status_code == 400
+    response = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": "Practice asked by phone"})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Practice, practice.id).mfa_required is True
+    assert user_client.get("/").headers["Location"] == "/account/security"
+    assert [m.recipient for m in outbox.messages(channel="email") if "now requires" in m.subject] == ["loose@strict.test"]
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "practice.requirement_changed"))
+    assert '"required":true' in event.detail and event.practice_id == practice.id
+
+    again = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": "again"})
+    assert again.status_code == 400 and "already required" in again.get_data(as_text=True)
+    off = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "off", "reason": "Trial over"})
+    assert off.status_code == 303
+    assert user_client.get("/").status_code == 200
+
+
+def test_request_and_approve_round_trip(app, client, support, clock):
+    """Does a practice admin's request reach support, and the decision reach the admin?"""
+    practice = make_practice("Asking Clinic")
+    make_user("asker@clinic.test", role="practice_admin", practice=practice)
+    admin = app.test_client()
+    admin.post("/login", data={"email": "asker@clinic.test", "password": PASSWORD})
+    assert admin.post("/practice/requests", data={"note": "Our board wants it"}).status_code == 303
+    overview = client.get("/support/").get_data(as_text=True)
+    assert "Asking Clinic: require MFA" in overview and "Our board wants it" in overview
+    req = db.session.scalar(select(RequirementRequest))
+    no_note = client.post(f"/support/requests/{req.id}/decide", data={"note": "", "approve": "Approve"})
+    assert no_note.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(RequirementRequest, req.id).status == "pending"
+    client.post(f"/support/requests/{req.id}/decide", data={"note": "Done, as discussed", "approve": "Approve"})
+    db.session.expire_all()
+    assert db.session.get(RequirementRequest, req.id).status == "approved"
+    assert db.session.get(Practice, practice.id).mfa_required is True
+    page = admin.get("/practice/")
+    # The admin has no MFA, so the requirement now sends them to enrollment first.
+    assert page.headers["Location"] == "/account/security"
+    twice = client.post(f"/support/requests/{req.id}/decide", data={"note": "again", "decline": "Decline"})
+    assert twice.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(RequirementRequest, req.id).status == "approved"
+
+
+def test_decline_leaves_the_requirement_alone(app, client, support, clock):
+    practice = make_practice("Declined Clinic")
+    admin_user = make_user("asker2@clinic.test", role="practice_admin", practice=practice)
+    make_enrollment(admin_user, "email")
+    from portal.enforcement import requirement
+
+    req = requirement.make_request(admin_user, require=True, note="", now=clock.now())
+    client.post(f"/support/requests/{req.id}/decide", data={"note": "Talk to your owner first", "decline": "Decline"})
+    db.session.expire_all()
+    assert db.session.get(Practice, practice.id).mfa_required is False
+    assert db.session.get(RequirementRequest, req.id).status == "declined"
+
+
+def test_support_audit_page_filters(client, support, clock):
+    practice = make_practice("Audited")
+    user = make_user("audited@clinic.test", practice=practice)
+    page = client.get("/support/audit").get_data(as_text=True)
+    assert "support.confirmed" in page and "login.succeeded" in page
+    filtered = client.get(f"/support/audit?event_type=login.succeeded&user={support.id}").get_data(as_text=True)
+    assert "support.confirmed</td>" not in filtered and "login.succeeded</td>" in filtered
+    for bad in ("user=abc", "from=notadate", "event_type=%3Cscript%3E", "before=-1", "practice=99999999999999999999"):
+        assert client.get(f"/support/audit?{bad}").status_code == 200
+    assert user.id
+
+
+def test_audit_pages_are_keyset_paged(client, support, clock):
+    from portal import audit
+
+    for i in range(60):
+        audit.record("logout", actor=support, subject=support, now=clock.now())
+    db.session.commit()
+    first = client.get("/support/audit").get_data(as_text=True)
+    assert "Older events" in first
+    import re
+
+    before = re.search(r'href="/support/audit\?before=(\d+)"', first).group(1)
+    second = client.get(f"/support/audit?before={before}").get_data(as_text=True)
+    ids_first = set(re.findall(r'id="event-(\d+)"', first))
+    ids_second = set(re.findall(r'id="event-(\d+)"', second))
+    assert ids_first and ids_second and not ids_first & ids_second
+
+
+@pytest.mark.parametrize("overrides, forwarded, allowed", [
+    ({"SUPPORT_ALLOWED_NETWORKS": ["10.0.0.0/8"]}, None, False),
+    ({"SUPPORT_ALLOWED_NETWORKS": ["10.0.0.0/8"]}, "10.1.2.3", False),  # raw X-Forwarded-For is not trusted
+    ({"SUPPORT_ALLOWED_NETWORKS": ["10.0.0.0/8"], "TRUSTED_PROXY_COUNT": 1}, "10.1.2.3", True),
+    ({"SUPPORT_ALLOWED_NETWORKS": ["10.0.0.0/8"], "TRUSTED_PROXY_COUNT": 1}, "203.0.113.9", False),
+    ({"SUPPORT_ALLOWED_NETWORKS": ["127.0.0.0/8"]}, None, True),
+])
+def test_support_network_allow_list(make_app, app, clock, overrides, forwarded, allowed):
+    """Is the support area limited by client address, honouring only configured proxies?"""
+    user = make_user("net-support@portal.test", role="support")
+    secret = make_enrollment(user, "totp")
+    restricted = make_app(**overrides)
+    client = restricted.test_client()
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    client.post("/login", data={"email": "net-support@portal.test", "password": PASSWORD}, headers=headers)
+    client.post("/login/code", data={"code": totp_now(secret, clock)}, headers=headers)
+    response = client.get("/support/confirm", headers=headers)
+    assert response.status_code == (200 if allowed else 404)
+
+
+def test_bad_network_setting_refuses_to_start(make_app):
+    with pytest.raises(RuntimeError, match="SUPPORT_ALLOWED_NETWORKS"):
+        make_app(SUPPORT_ALLOWED_NETWORKS=["not-a-network"])
+
+
+def test_support_user_search_escapes_wildcards(client, support):
+    make_user("percent@example.test")
+    html = client.get("/support/users?q=%25").get_data(as_text=True)
+    assert "percent@example.test" not in html
+

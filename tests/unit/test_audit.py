@@ -1,0 +1,175 @@
+"""The audit trail: what is recorded, the hash chain, and the append-only table."""
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from portal import audit
+from portal.extensions import db
+from portal.models import AuditEvent
+from tests.factories import PASSWORD, make_enrollment, make_user
+
+
+def is_postgres():
+    return db.engine.dialect.name == "postgresql"
+
+
+def tamper(sql: str, **params) -> None:
+    """Edit the table by hand, as an attacker with database access would."""
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        connection.execute(text(sql), params)
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+
+
+def record_some(user, n=5):
+    for i in range(n):
+        audit.record("logout", actor=user, subject=user, detail={"i": i})
+    db.session.commit()
+
+
+def test_chain_verifies_and_cli_says_so(app, runner):
+    user = make_user()
+    record_some(user)
+    assert audit.verify_chain().ok
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "5 events verified" in result.output
+
+
+def test_editing_a_row_breaks_the_chain_at_that_row(app, runner):
+    """If someone edits an event by hand, does `flask audit verify` fail and name that row?"""
+    user = make_user()
+    record_some(user)
+    ids = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
+    tamper("UPDATE audit_events SET outcome = 'failure' WHERE id = :id", id=ids[2])
+    db.session.expire_all()
+    report = audit.verify_chain()
+    assert not report.ok and report.broken_id == ids[2] and report.checked == 2
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert f"event id {ids[2]}" in result.output
+
+
+def test_deleting_a_row_breaks_the_chain_at_the_next_row(app, runner):
+    user = make_user()
+    record_some(user)
+    ids = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
+    tamper("DELETE FROM audit_events WHERE id = :id", id=ids[1])
+    db.session.expire_all()
+    report = audit.verify_chain()
+    assert report.broken_id == ids[2]
+    assert "link" in report.reason
+
+
+def test_rewriting_a_row_and_its_hash_is_still_caught(app):
+    """Recomputing the edited row's own hash breaks the link of the row after it."""
+    user = make_user()
+    record_some(user)
+    rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    target = rows[1]
+    target.detail = json.dumps({"i": 99})
+    new_hash = audit.row_hash(target.prev_hash, target)
+    db.session.rollback()
+    tamper("UPDATE audit_events SET detail = :detail, row_hash = :hash WHERE id = :id",
+           detail=json.dumps({"i": 99}), hash=new_hash, id=rows[1].id)
+    db.session.expire_all()
+    assert audit.verify_chain().broken_id == rows[2].id
+
+
+def test_postgres_rejects_update_and_delete(app):
+    """Does the database itself refuse to change or remove audit rows?"""
+    if not is_postgres():
+        pytest.skip("the append-only trigger exists on PostgreSQL (CI's second pass)")
+    user = make_user()
+    record_some(user, 1)
+    for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.engine.begin() as connection:
+                connection.execute(text(statement))
+
+
+def test_flows_are_recorded_with_who_what_where(app, client, auth, outbox, clock):
+    """Are password, code and enrollment events recorded with time, actor, address and agent?"""
+    user = make_user("audited@example.test")
+    make_enrollment(user, "sms", phone="+12025550143")
+    auth.login("audited@example.test", "wrong password!!", headers={"User-Agent": "ClinicBrowser/1.0"})
+    auth.login("audited@example.test", PASSWORD, headers={"User-Agent": "ClinicBrowser/1.0"})
+    body = outbox.last("+12025550143", "sms").body_text
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    auth.enter_code("000000" if code != "000000" else "111111")
+    auth.enter_code(code)
+    events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    types = [event.event_type for event in events]
+    assert types == ["login.password_failed", "login.password_succeeded", "mfa.code_sent", "mfa.code_failed",
+                     "mfa.code_verified", "login.succeeded"]
+    for event in events:
+        assert event.subject_id == user.id and event.practice_id == user.practice_id
+        assert event.ip == "127.0.0.1" and event.request_id
+        assert event.occurred_at.tzinfo is not None
+    assert events[0].outcome == "failure" and events[0].user_agent == "ClinicBrowser/1.0"
+    sent = json.loads(events[2].detail)
+    assert sent == {"channel": "sms", "destination": "(***) ***-0143", "purpose": "login"}
+
+
+def test_no_code_secret_password_or_phone_in_the_trail(app, client, auth, outbox, clock):
+    """Does any audit row contain a code, a password, a TOTP secret or a full phone number?"""
+    user = make_user("secretive@example.test")
+    auth.login("secretive@example.test", PASSWORD)
+    client.post("/account/security/confirm-password", data={"password": PASSWORD})
+    client.post("/account/security/phone", data={"phone": "(202) 555-0143"})
+    code = re.search(r"\b(\d{6})\b", outbox.last("+12025550143", "sms").body_text).group(1)
+    client.post("/account/security/verify", data={"code": code})
+    client.post("/account/security/confirm-password", data={"password": PASSWORD})
+    client.post("/account/security/device", data={"device": "totp"})
+    page = client.get("/account/security?device=totp&step=totp_qr").get_data(as_text=True)
+    key = re.search(r'id="manual-key">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    dump = " ".join(
+        " ".join(str(value) for value in (e.detail, e.user_agent, e.ip, e.event_type))
+        for e in db.session.scalars(select(AuditEvent))
+    )
+    assert "mfa.enrolled" in dump
+    for secret in (code, PASSWORD, key, "+12025550143", "2025550143"):
+        assert secret not in dump
+    assert user.id
+
+
+def test_unknown_event_types_are_refused(app):
+    with pytest.raises(ValueError):
+        audit.record("made.up")
+
+
+def test_concurrent_writers_keep_one_chain(make_app, app):
+    """Do parallel requests writing events still produce an unbroken chain?"""
+    import threading
+
+    from types import SimpleNamespace
+
+    created = make_user()
+    user = SimpleNamespace(id=created.id, practice_id=created.practice_id)
+    writer = make_app()
+    errors = []
+
+    def write():
+        try:
+            with writer.app_context():
+                for _ in range(10):
+                    audit.record("logout", actor=user, subject=user, commit=True)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    if not is_postgres():
+        threads = threads[:1]  # SQLite is the single-writer development store
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    db.session.expire_all()
+    report = audit.verify_chain()
+    assert report.ok and report.checked == 10 * len(threads)
