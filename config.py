@@ -116,6 +116,31 @@ class Config:
     TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL")  # unset: Twilio's own API
     SMS_TIMEOUT_SECONDS = _int("SMS_TIMEOUT_SECONDS", 5)
 
+    # Password attempts: consecutive failures per account before a lock, and its length.
+    PASSWORD_MAX_FAILURES = min(_int("PASSWORD_MAX_FAILURES", 10), 100)
+    PASSWORD_LOCK_DURATION = timedelta(seconds=_int("PASSWORD_LOCK_SECONDS", 900))
+
+    # Flask-Limiter: in memory per instance by default; a redis:// URI shares limits across
+    # instances. If Redis fails, limits fall back to memory and the database counters
+    # (account locks for passwords and codes) keep working regardless.
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1}
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "portal-limits")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    LIMIT_LOGIN_PER_ADDRESS = os.environ.get("LIMIT_LOGIN_PER_ADDRESS", "30 per minute;300 per hour")
+    LIMIT_LOGIN_PER_ACCOUNT = os.environ.get("LIMIT_LOGIN_PER_ACCOUNT", "10 per minute;60 per hour")
+    LIMIT_CODE_PER_ADDRESS = os.environ.get("LIMIT_CODE_PER_ADDRESS", "30 per minute;300 per hour")
+    LIMIT_RESET_PER_ADDRESS = os.environ.get("LIMIT_RESET_PER_ADDRESS", "5 per minute;30 per hour")
+    LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
+    LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")
+
+    # Sessions end after this long without a request, and this long after Log In at most.
+    SESSION_IDLE_TIMEOUT = timedelta(seconds=_int("SESSION_IDLE_SECONDS", 1800))
+    SESSION_ABSOLUTE_TIMEOUT = timedelta(seconds=_int("SESSION_ABSOLUTE_SECONDS", 43200))
+
     # Support area: confirmation lifetime, optional network allow-list (CIDR, comma separated)
     # and how many proxies in front of the portal may set X-Forwarded-For/-Proto.
     SUPPORT_CONFIRM_TTL = timedelta(seconds=_int("SUPPORT_CONFIRM_SECONDS", 900))
@@ -147,6 +172,9 @@ class TestingConfig(Config):
     ARGON2_MEMORY_COST = 8
     ARGON2_PARALLELISM = 1
     WTF_CSRF_ENABLED = False
+    # Off here so tests of other behaviour are not throttled; the limits module turns it on.
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = os.environ.get("TEST_RATELIMIT_STORAGE_URI", "memory://")
     MAIL_TRANSPORT = "outbox"
     SMS_TRANSPORT = "outbox"
     MFA_ENCRYPTION_KEYS = ["x5ZyTRWSmfXv0WbOTSRbX8mTL1ZCwSs2pMaUzRX9Yy8="]

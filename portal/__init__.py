@@ -45,7 +45,8 @@ def create_app(config=None) -> Flask:
     from portal import access, audit, cli, errors, headers, htmx
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
-    from portal.extensions import csrf, db, login_manager, mail, migrate
+    from portal.health import bp as health_bp
+    from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
     from portal.practice import bp as practice_bp
     from portal.security import bp as security_bp
     from portal.support import bp as support_bp
@@ -56,6 +57,7 @@ def create_app(config=None) -> Flask:
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
     csrf.init_app(app)
     mail.init_app(app)
+    limiter.init_app(app)
     login_manager.init_app(app)
     init_sessions(app)
 
@@ -67,6 +69,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(security_bp)
     app.register_blueprint(practice_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(health_bp)
     if app.config["DEV_OUTBOX"]:
         from portal.dev import bp as dev_bp
 

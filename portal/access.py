@@ -82,13 +82,59 @@ def init_app(app: Flask) -> None:
         if getattr(view, "is_public", False):
             return None
         if current_user.is_authenticated:
-            return _enrollment_gate()
+            return _session_timeouts() or _enrollment_gate()
         login_url = url_for("auth.login", next=_next_for_login())
         if is_htmx():
             response = hx_redirect(login_url)
             response.status_code = 401
             return response
         return hx_redirect(login_url)
+
+
+SESSION_STARTED = "started_at"
+SESSION_SEEN = "seen_at"
+
+
+def start_session_clock(now) -> None:
+    """Called at every full Log In: the absolute and idle timeouts count from here."""
+    from flask import session
+
+    session[SESSION_STARTED] = session[SESSION_SEEN] = int(now.timestamp())
+
+
+def _session_timeouts():
+    """End sessions idle for 30 minutes or older than 12 hours, checked on the server."""
+    from flask import flash, session
+    from flask_login import logout_user
+
+    from portal import audit, clock
+
+    now = int(clock.now().timestamp())
+    started = session.get(SESSION_STARTED)
+    seen = session.get(SESSION_SEEN)
+    config = current_app.config
+    expired = None
+    if not isinstance(started, int) or not isinstance(seen, int):
+        expired = "missing"
+    elif now - started > config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds():
+        expired = "absolute"
+    elif now - seen > config["SESSION_IDLE_TIMEOUT"].total_seconds():
+        expired = "idle"
+    if expired is None:
+        if now - seen >= 60:  # write the session at most once a minute for this
+            session[SESSION_SEEN] = now
+        return None
+    audit.record("session.expired", actor=current_user, subject=current_user, detail={"reason": expired}, commit=True)
+    logout_user()
+    session.clear()
+    minutes = int(config["SESSION_IDLE_TIMEOUT"].total_seconds() // 60)
+    flash(f"You were logged out after {minutes} minutes without activity. Log In again to continue."
+          if expired == "idle" else "Your session has ended. Log In again to continue.", "info")
+    login_url = url_for("auth.login", next=_next_for_login())
+    response = hx_redirect(login_url)
+    if is_htmx():
+        response.status_code = 401
+    return response
 
 
 # What a user who must enroll (practice requires MFA, or support staff) may still reach.

@@ -142,3 +142,18 @@ def init_app(app: Flask) -> None:
         raise SystemExit(1)
 
     app.cli.add_command(audit_group)
+
+    @app.cli.command("rotate-keys")
+    def rotate_keys_command():
+        """Re-encrypt every stored TOTP secret under the newest MFA_ENCRYPTION_KEYS key."""
+        from portal.mfa import crypto
+        from portal.models import MfaEnrollment, MfaPendingEnrollment
+
+        count = 0
+        for model in (MfaEnrollment, MfaPendingEnrollment):
+            for record in db.session.scalars(select(model).where(model.totp_secret.is_not(None))):
+                record.totp_secret = crypto.rotate(record.totp_secret)
+                count += 1
+        db.session.commit()
+        click.echo(f"Re-encrypted {count} authenticator secret(s) under the newest key. "
+                   "Older keys can be removed from MFA_ENCRYPTION_KEYS once every instance runs with this list.")

@@ -1,5 +1,7 @@
 """Unbound extension objects; `create_app` binds them to an application."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -27,3 +29,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
+# The client address comes from ProxyFix (TRUSTED_PROXY_COUNT), never a raw forwarded header.
+limiter = Limiter(key_func=get_remote_address)

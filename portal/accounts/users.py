@@ -44,24 +44,33 @@ def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email))
 
 
-def authenticate(email: str, password: str) -> User | None:
+def authenticate(email: str, password: str, *, now: datetime) -> User | None:
     """Return the user for a correct email and password, else None.
 
-    Unknown, inactive and wrong-password cases all cost one argon2 verification and all
-    return None, so neither the answer nor its timing tells them apart. Rehashes the
-    stored password when the configured parameters have changed.
+    Unknown, inactive, locked and wrong-password cases all cost one argon2 verification and
+    all return None, so neither the answer nor its timing tells them apart. A wrong password
+    counts toward the account lock; while locked even the right password is refused.
+    Rehashes the stored password when the configured parameters have changed.
     """
+    from portal.accounts import lockout
+
     user = find_by_email(email)
     if user is None:
         passwords.verify_password(None, password)
         return None
-    if not passwords.verify_password(user.password_hash, password):
+    correct = passwords.verify_password(user.password_hash, password)
+    if lockout.password_locked(user, now):
+        return None
+    if not correct:
+        if user.active:
+            lockout.record_password_failure(user, now)
         return None
     if not user.active:
         return None
+    lockout.reset_password_failures(user)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-        db.session.commit()
+    db.session.commit()
     return user
 
 

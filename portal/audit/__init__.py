@@ -27,7 +27,8 @@ GENESIS = "0" * 64
 _LOCK_ID = 7_420_115  # pg_advisory_xact_lock key for the audit chain
 
 EVENT_TYPES = (
-    "login.password_succeeded", "login.password_failed", "login.succeeded",
+    "login.password_succeeded", "login.password_failed", "login.succeeded", "login.locked",
+    "logout.everywhere", "session.expired",
     "mfa.code_sent", "mfa.code_send_failed", "mfa.code_resent", "mfa.code_verified", "mfa.code_failed",
     "mfa.locked", "mfa.enrolled", "mfa.switched", "mfa.cleared",
     "practice.requirement_changed", "practice.request_made", "practice.request_decided",

@@ -1,8 +1,8 @@
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from portal import audit, clock
-from portal.access import public, safe_next
+from portal import audit, clock, limits
+from portal.access import public, safe_next, start_session_clock
 from portal.accounts import invitations, password_reset, users
 from portal.accounts.errors import AccountError, WeakPassword
 from portal.auth import bp, pending
@@ -23,11 +23,14 @@ def complete_login(user, next_url: str | None = None):
     """Sign the user in fully, in a new session id, and open the dashboard (or `next`)."""
     renew_session()
     login_user(user)
+    start_session_clock(clock.now())
     return hx_redirect(safe_next(next_url) or url_for("dashboard.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@limits.login_per_address
+@limits.login_per_account
 def login():
     """Show Log In and check an email and password."""
     next_url = safe_next(request.args.get("next"))
@@ -36,7 +39,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         now = clock.now()
-        user = users.authenticate(form.email.data, form.password.data)
+        user = users.authenticate(form.email.data, form.password.data, now=now)
         if user is None:
             known = users.find_by_email(form.email.data)
             audit.record("login.password_failed", outcome="failure", subject=known, now=now,
@@ -55,16 +58,18 @@ def login():
             # The password was just entered: it counts as the Security tab's confirmation.
             renew_session()
             login_user(user)
+            start_session_clock(now)
             reauth.mark_fresh(now, new_session_id=False)
             flash("Your practice requires multi-factor authentication. Choose an MFA device to continue.", "info")
             return redirect(url_for("security.show_security"), code=303)
         renew_session()
         login_user(user)
+        start_session_clock(now)
         audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": None}, commit=True)
         return redirect(next_url or url_for("dashboard.index"), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form, next_url=next_url,
-                           logged_out=request.args.get("logged_out") == "1"), status
+                           logged_out=request.args.get("logged_out")), status
 
 
 def _code_page_context(user, state, now, form=None, error=None, status_message=None):
@@ -83,6 +88,14 @@ def _code_page_context(user, state, now, form=None, error=None, status_message=N
     )
 
 
+def retry_after_header(error) -> dict:
+    """Retry-After for a throttled or locked answer (every 429 carries one)."""
+    retry_after = getattr(error, "retry_after", None)
+    if error.status == 429 and retry_after is not None:
+        return {"Retry-After": str(max(1, int(retry_after.total_seconds()) + 1))}
+    return {}
+
+
 def _no_pending(expired: bool):
     if expired:
         flash("Your sign-in took too long and was cancelled for your security. Log In again.", "error")
@@ -93,6 +106,7 @@ def _no_pending(expired: bool):
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @public
+@limits.code_per_address
 def verify_code():
     """Ask for the code that completes Log In, and check it."""
     now = clock.now()
@@ -109,7 +123,8 @@ def verify_code():
         except MfaError as error:
             form.code.errors.append(str(error))
             context = _code_page_context(user, state, now, form=form)
-            return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), error.status
+            page = render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context)
+            return page, error.status, retry_after_header(error)
         audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": user.mfa.method}, commit=True)
         return complete_login(user, state.get("next"))
     return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
@@ -117,6 +132,7 @@ def verify_code():
 
 @bp.route("/login/code/resend", methods=["POST"])
 @public
+@limits.code_per_address
 def resend_code():
     """Send a new code (the "click here" link); the previous code stops working."""
     now = clock.now()
@@ -135,7 +151,7 @@ def resend_code():
     if wants_fragment("code-status"):
         context = _code_page_context(user, state, now, status_message=(category, message))
         response = current_app.make_response((render_template("auth/_code_status.html", **context), status))
-        if status == 429 or status == 503:
+        if status in (429, 503):
             response.headers["Retry-After"] = str(max(1, context["resend_wait"]))
         return response
     flash(message, category)
@@ -153,8 +169,26 @@ def logout():
     return response
 
 
+@bp.route("/logout/everywhere", methods=["POST"])
+def logout_everywhere():
+    """End every session of this user, on every device, including this one."""
+    user = current_user._get_current_object()
+    users.end_all_sessions(user)
+    audit.record("logout.everywhere", actor=user, subject=user)
+    from portal.extensions import db
+
+    db.session.commit()
+    logout_user()
+    session.clear()
+    response = redirect(url_for("auth.login", logged_out="everywhere"), code=303)
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
+
+
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @public
+@limits.reset_per_address
+@limits.reset_per_account
 def forgot_password():
     """Email a reset link; answer the same whether or not the account exists."""
     form = ForgotPasswordForm()
@@ -171,6 +205,7 @@ def forgot_password():
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 @public
+@limits.link_per_address
 def reset_password(token):
     """Let the holder of a reset link choose a new password."""
     try:
@@ -197,6 +232,7 @@ def reset_password(token):
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 @public
+@limits.link_per_address
 def accept_invitation(token):
     """Let an invited person set a password, which verifies their email."""
     try:

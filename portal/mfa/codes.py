@@ -92,6 +92,10 @@ def record_failure(user: User, now: datetime) -> None:
                      detail={"failures": count, "minutes": int(current_app.config["MFA_LOCK_DURATION"].total_seconds() // 60)})
     db.session.commit()
     db.session.refresh(user)
+    if count >= current_app.config["MFA_MAX_FAILED_CODES"]:
+        from portal.accounts.lockout import notify_locked
+
+        notify_locked(user, "code", now)
 
 
 def record_success(user: User, now: datetime) -> None:

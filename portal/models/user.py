@@ -50,6 +50,9 @@ class User(UserMixin, db.Model):
     mfa_failed_count: Mapped[int] = mapped_column(default=0, server_default="0")
     mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Consecutive failed passwords; at the limit the account is locked for a while.
+    failed_password_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    password_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     practice: Mapped["Practice | None"] = relationship(back_populates="users")  # noqa: F821
     mfa: Mapped["MfaEnrollment | None"] = relationship(back_populates="user", uselist=False)  # noqa: F821

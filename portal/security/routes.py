@@ -1,8 +1,9 @@
 from flask import flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from portal import clock
-from portal.accounts import passwords
+from portal import clock, limits
+from portal.access import start_session_clock
+from portal.accounts import lockout, passwords
 from portal.auth import pending as pending_login
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, policy
@@ -90,6 +91,7 @@ def _renew_login(user, now, *, keep_fresh: bool) -> None:
     """The session version changed with the MFA change: renew this session's login."""
     renew_session()
     login_user(user)
+    start_session_clock(now)
     if keep_fresh:
         reauth.mark_fresh(now, new_session_id=False)
 
@@ -109,15 +111,24 @@ def show_security():
 
 
 @bp.route("/security/confirm-password", methods=["POST"])
+@limits.code_per_address
 def confirm_password():
     """Check the re-entered password; it stays fresh for a few minutes."""
     form = ConfirmPasswordForm()
     if not form.validate_on_submit():
         return _panel(400, password_form=form)
-    if not passwords.verify_password(current_user.password_hash, form.password.data):
+    now = clock.now()
+    user = current_user._get_current_object()
+    correct = passwords.verify_password(user.password_hash, form.password.data)
+    if lockout.password_locked(user, now):
+        form.password.errors.append("Too many incorrect passwords. For your security, try again in 15 minutes.")
+        return _panel(429, password_form=form)
+    if not correct:
+        lockout.record_password_failure(user, now)
         form.password.errors.append("That password is not correct.")
         return _panel(401, password_form=form)
-    reauth.mark_fresh(clock.now())
+    lockout.reset_password_failures(user)
+    reauth.mark_fresh(now)
     return _after_post()
 
 

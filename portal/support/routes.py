@@ -2,9 +2,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
-from portal import audit, clock
+from portal import audit, clock, limits
 from portal.access import safe_next
-from portal.accounts import passwords
+from portal.accounts import lockout, passwords
 from portal.audit.query import AuditFilter, events
 from portal.audit import EVENT_TYPES
 from portal.enforcement import requirement
@@ -32,6 +32,7 @@ def restrict_to_support():
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
+@limits.code_per_address
 def confirm():
     """Confirm with password and authenticator code before support work (15 minutes)."""
     form = ConfirmForm()
@@ -39,7 +40,11 @@ def confirm():
     status = 200
     if form.validate_on_submit():
         now = clock.now()
-        if not passwords.verify_password(current_user.password_hash, form.password.data):
+        user = current_user._get_current_object()
+        correct = passwords.verify_password(user.password_hash, form.password.data)
+        if lockout.password_locked(user, now) or not correct:
+            if not lockout.password_locked(user, now):
+                lockout.record_password_failure(user, now)
             form.password.errors.append("That password is not correct.")
             status = 401
         else:
