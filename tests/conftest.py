@@ -207,6 +207,21 @@ def auth(client):
     return AuthActions(client)
 
 
+def redis_url_or_skip() -> str:
+    """The Redis to test against: TEST_SESSION_REDIS_URL (CI sets it) or a local one if up."""
+    url = TEST_SESSION_REDIS_URL or "redis://127.0.0.1:6379/15"
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        Redis.from_url(url, socket_connect_timeout=1).ping()
+    except (RedisError, OSError):
+        if TEST_SESSION_REDIS_URL:
+            raise
+        pytest.skip("no Redis reachable; CI runs this with TEST_SESSION_REDIS_URL")
+    return url
+
+
 def session_cookie(client, app) -> str | None:
     cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     return cookie.value if cookie else None

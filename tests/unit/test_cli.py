@@ -98,3 +98,30 @@ def test_create_user_errors_are_clear(runner):
     duplicate = runner.invoke(args=["create-practice", "One"])
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
     assert db.session.scalar(select(func.count(User.id))) == 0
+
+
+def test_rotate_keys_reencrypts_secrets_under_the_newest_key(make_app, app):
+    """After `flask rotate-keys`, can the old key be dropped without breaking enrolled apps?"""
+    from cryptography.fernet import Fernet
+
+    from portal.mfa import crypto
+    from portal.models import MfaEnrollment
+    from tests.factories import make_enrollment, make_user
+
+    old_key, new_key = app.config["MFA_ENCRYPTION_KEYS"][0], Fernet.generate_key().decode()
+    secret = make_enrollment(make_user(), "totp")
+    rotating = make_app(MFA_ENCRYPTION_KEYS=[new_key, old_key])
+    with rotating.app_context():
+        result = rotating.test_cli_runner().invoke(args=["rotate-keys"])
+    assert result.exit_code == 0 and "Re-encrypted 1" in result.output
+    only_new = make_app(MFA_ENCRYPTION_KEYS=[new_key])
+    with only_new.app_context():
+        token = db.session.scalar(select(MfaEnrollment.totp_secret))
+        assert crypto.decrypt(token) == secret
+    only_old = make_app(MFA_ENCRYPTION_KEYS=[old_key])
+    with only_old.app_context():
+        import pytest
+        from cryptography.fernet import InvalidToken
+
+        with pytest.raises(InvalidToken):
+            crypto.decrypt(db.session.scalar(select(MfaEnrollment.totp_secret)))

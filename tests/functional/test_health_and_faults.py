@@ -1,0 +1,89 @@
+"""Health checks for the load balancer, and clear pages when a dependency fails."""
+
+import socket
+import threading
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Invitation
+from tests.factories import PASSWORD, make_user
+from tests.smtp_server import free_port
+
+
+def test_liveness_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["database"] == "ok"
+
+
+def test_readiness_fails_when_redis_is_down(make_app, app):
+    down = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
+    response = down.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"] == {"database": "ok", "redis": "failed"}
+    assert response.headers["Retry-After"]
+
+
+def test_readiness_fails_when_the_database_is_down(make_app, app, tmp_path):
+    broken = make_app(SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none",
+                      SESSION_REDIS_URL=None)
+    response = broken.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"]["database"] == "failed"
+
+
+def test_database_unavailable_gives_a_503_page_not_a_trace(make_app, app):
+    """With the database unreachable, does the user get a calm 503 page with a reference?"""
+    broken = make_app(SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none",
+                      SESSION_REDIS_URL=None)
+    response = broken.test_client().post("/login", data={"email": "a@example.test", "password": PASSWORD})
+    assert response.status_code == 503
+    html = response.get_data(as_text=True)
+    assert "briefly unavailable" in html and "Traceback" not in html and "psycopg" not in html
+    assert response.headers["X-Request-ID"] in html
+
+
+def test_slow_smtp_server_times_out_with_a_clear_page(make_app, app):
+    """An SMTP server that accepts but never answers: does the invitation fail fast and cleanly?"""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        try:
+            while True:
+                connection, _ = listener.accept()
+                accepted.append(connection)  # never send the 220 greeting
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        slow = make_app(MAIL_TRANSPORT="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_SUPPRESS_SEND=False,
+                        MAIL_TIMEOUT_SECONDS=1)
+        make_user("admin@example.test", role="practice_admin")
+        client = slow.test_client()
+        client.post("/login", data={"email": "admin@example.test", "password": PASSWORD})
+        response = client.post("/practice/invitations", data={"email": "n@example.test", "display_name": "N", "role": "staff"})
+        assert response.status_code == 503
+        assert "could not be sent" in response.get_data(as_text=True)
+        assert db.session.scalar(select(Invitation)) is None
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+
+
+def test_every_response_has_a_request_id_and_headers(client):
+    response = client.get("/login")
+    assert len(response.headers["X-Request-ID"]) == 16
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_unknown_page_is_a_generic_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404 and "We could not find that page." in response.get_data(as_text=True)

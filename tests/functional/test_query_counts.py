@@ -1,0 +1,192 @@
+"""How many SQL statements a request costs, so an N+1 query shows up as a failing test.
+
+The practice review, its CSV and the practice's security events must cost the same number of
+statements for a practice of 10 users as for one of 1,000. Log In, the code step and the
+Security tab must stay at small, fixed numbers.
+
+Statements are counted with a `before_cursor_execute` listener on the engine of the app under
+test (`client.application`), not the twin app whose context the test body runs in.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import event, insert, select
+
+from portal import audit
+from portal.accounts.passwords import hash_password
+from portal.extensions import db
+from portal.models import MfaEnrollment, User
+from portal.models.base import utcnow
+from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
+from tests.functional.mfa_helpers import confirm_password
+
+HTMX_TABLE = {"HX-Request": "true", "HX-Target": "user-table"}
+
+# (label, path, headers) of every practice-review request whose cost must not grow with the practice.
+REVIEW_REQUESTS = [
+    ("review page", "/practice/", {}),
+    ("review page, filtered, sorted, page 3", "/practice/?filter=without_mfa&sort=method&dir=desc&page=3&q=member", {}),
+    ("review table fragment (HTMX)", "/practice/?sort=last_mfa&dir=desc&page=2", HTMX_TABLE),
+    ("CSV download", "/practice/users.csv", {}),
+    ("CSV download, filtered", "/practice/users.csv?filter=with_mfa&sort=enrolled&dir=desc", {}),
+    ("security events", "/practice/audit", {}),
+    ("one member", "/practice/users/{member_id}", {}),
+]
+
+
+class StatementCounter:
+    """Records the SQL statements the server app sends while `run()` performs a request."""
+
+    def __init__(self, app):
+        with app.app_context():
+            self.engine = db.engine
+        self.recording = False
+        self.seen: list[str] = []
+        event.listen(self.engine, "before_cursor_execute", self._before_cursor_execute)
+
+    def _before_cursor_execute(self, conn, cursor, statement, parameters, context, executemany):
+        if self.recording:
+            self.seen.append(statement)
+
+    def run(self, request) -> tuple[object, list[str]]:
+        """Perform `request()` (the whole body read, so streamed responses count in full)."""
+        self.seen = []
+        self.recording = True
+        try:
+            response = request()
+            response.get_data()
+        finally:
+            self.recording = False
+        return response, list(self.seen)
+
+    def close(self):
+        event.remove(self.engine, "before_cursor_execute", self._before_cursor_execute)
+
+
+@pytest.fixture
+def statements(client):
+    # Flask-Session deletes expired sessions on a random 1 in 200 requests; that would make
+    # counts flaky, so the app under test runs without it (the CLI cleanup is unaffected).
+    client.application.session_interface.cleanup_n_requests = 0
+    counter = StatementCounter(client.application)
+    yield counter
+    counter.close()
+
+
+def dialect() -> str:
+    return db.engine.dialect.name
+
+
+def add_members(practice, first: int, last: int, *, password_hash: str):
+    """Bulk-add clinicians member<first>..member<last>, every third with Email as MFA."""
+    now = utcnow()
+    db.session.execute(insert(User), [
+        dict(email=f"member{i:04d}@oak.test", display_name=f"Member {i:04d}", role="clinician",
+             practice_id=practice.id, password_hash=password_hash, active=i % 17 != 0, email_verified_at=now,
+             last_mfa_at=now - timedelta(minutes=i) if i % 2 else None)
+        for i in range(first, last + 1)
+    ])
+    ids = db.session.scalars(
+        select(User.id).where(User.practice_id == practice.id, User.email.like("member%")).order_by(User.id)
+    ).all()
+    enrolled = set(db.session.scalars(select(MfaEnrollment.user_id)).all())
+    db.session.execute(insert(MfaEnrollment), [
+        dict(user_id=user_id, method="email", enrolled_at=now - timedelta(hours=user_id))
+        for user_id in ids[::3] if user_id not in enrolled
+    ] or [dict(user_id=ids[0], method="email", enrolled_at=now)])
+    db.session.commit()
+
+
+def add_events(admin, subject, count: int):
+    for _ in range(count):
+        audit.record("mfa.code_sent", actor=admin, subject=subject, detail={"channel": "email"})
+    db.session.commit()
+
+
+def review_costs(client, statements, member_id) -> dict[str, int]:
+    costs = {}
+    for label, path, headers in REVIEW_REQUESTS:
+        response, seen = statements.run(lambda: client.get(path.format(member_id=member_id), headers=headers))
+        assert response.status_code == 200, (label, response.status_code)
+        costs[label] = len(seen)
+    return costs
+
+
+# Current costs of the review requests (sqlite / postgresql with database sessions): loading the
+# session, the user and their practice/MFA for the enrollment gate, then the page's own fixed
+# queries (coverage 1, table count + page 2, open and latest request 2; CSV 1; events 1; member 1),
+# then saving the session. PostgreSQL is no dearer: only audit writes add its advisory lock.
+REVIEW_LIMITS = {
+    "review page": 9,
+    "review page, filtered, sorted, page 3": 9,
+    "review table fragment (HTMX)": 9,
+    "CSV download": 5,
+    "CSV download, filtered": 5,
+    "security events": 5,
+    "one member": 5,
+}
+
+
+def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
+    """Does the review (page, fragment, CSV, events, member) cost as many statements for 1,000 users as for 10?"""
+    password_hash = hash_password(PASSWORD)
+    practice = make_practice("Oak Clinic")
+    admin = make_user("admin@oak.test", role="practice_admin", practice=practice, display_name="Ada Admin")
+    add_members(practice, 1, 9, password_hash=password_hash)
+    member = db.session.scalar(select(User).where(User.email == "member0001@oak.test"))
+    add_events(admin, member, 5)
+    assert auth.login("admin@oak.test", PASSWORD).status_code == 303
+    small = review_costs(client, statements, member.id)
+
+    add_members(practice, 10, 999, password_hash=password_hash)
+    add_events(admin, member, 300)
+    html = client.get("/practice/").get_data(as_text=True)
+    assert "1000 users · page 1 of 40" in html
+    large = review_costs(client, statements, member.id)
+
+    assert large == small
+    for label, limit in REVIEW_LIMITS.items():
+        assert small[label] <= limit, (label, small[label])
+
+
+# Current costs of the Log In steps (sqlite, postgresql). They cover the session store (load,
+# save, renewal), the user and their MFA/practice, the audit rows (with PostgreSQL's advisory
+# lock per row) and, for the code step, the TOTP replay guard and the counters update.
+LOGIN_LIMITS = {
+    "password only": {"sqlite": 0, "postgresql": 0},
+    "code step (TOTP)": {"sqlite": 0, "postgresql": 0},
+    "security tab after password confirmation": {"sqlite": 0, "postgresql": 0},
+}
+
+
+def test_log_in_steps_cost_a_small_fixed_number_of_statements(app, client, auth, statements, clock):
+    """Do Log In, the code step and the Security tab each stay at a small, fixed number of statements?"""
+    practice = make_practice("Oak Clinic")
+    make_user("plain@oak.test", practice=practice, display_name="Pat Plain")
+    totp_user = make_user("app@oak.test", practice=practice, display_name="Tia Totp")
+    secret = make_enrollment(totp_user, "totp")
+    costs = {}
+
+    response, seen = statements.run(lambda: auth.login("plain@oak.test", PASSWORD))
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    costs["password only"] = len(seen)
+    auth.logout()
+
+    assert auth.login("app@oak.test", PASSWORD).headers["Location"] == "/login/code"
+    code = pyotp.TOTP(secret).at(clock.now())
+    response, seen = statements.run(lambda: auth.enter_code(code))
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    costs["code step (TOTP)"] = len(seen)
+
+    assert confirm_password(client, PASSWORD).status_code in (200, 303)
+    response, seen = statements.run(lambda: client.get("/account/security"))
+    assert response.status_code == 200 and "Authenticator Apps" in response.get_data(as_text=True)
+    costs["security tab after password confirmation"] = len(seen)
+
+    print(dialect(), costs)
+    for label, limits in LOGIN_LIMITS.items():
+        assert costs[label] <= limits[dialect()], (label, costs[label])
