@@ -107,27 +107,28 @@ def add_events(admin, subject, count: int):
     db.session.commit()
 
 
-def review_costs(client, statements, member_id) -> dict[str, int]:
-    costs = {}
+def review_statements(client, statements, member_id) -> dict[str, list[str]]:
+    seen_by_label = {}
     for label, path, headers in REVIEW_REQUESTS:
         response, seen = statements.run(lambda: client.get(path.format(member_id=member_id), headers=headers))
         assert response.status_code == 200, (label, response.status_code)
-        costs[label] = len(seen)
-    return costs
+        seen_by_label[label] = seen
+    return seen_by_label
 
 
-# Current costs of the review requests (sqlite / postgresql with database sessions): loading the
-# session, the user and their practice/MFA for the enrollment gate, then the page's own fixed
-# queries (coverage 1, table count + page 2, open and latest request 2; CSV 1; events 1; member 1),
-# then saving the session. PostgreSQL is no dearer: only audit writes add its advisory lock.
+# What the review requests cost today, on SQLite and PostgreSQL alike, with database sessions
+# (Redis sessions cost less). Every request pays 6: the session load, the user, their MFA and
+# practice (the enrollment gate), and the session save (select + update). On top: the review
+# page 5 (coverage, table count, table page, open request, latest request); the CSV 1 (all rows,
+# streamed); the security events 1 (one page, actor/subject/practice joined in); a member 1.
 REVIEW_LIMITS = {
-    "review page": 9,
-    "review page, filtered, sorted, page 3": 9,
-    "review table fragment (HTMX)": 9,
-    "CSV download": 5,
-    "CSV download, filtered": 5,
-    "security events": 5,
-    "one member": 5,
+    "review page": 11,
+    "review page, filtered, sorted, page 3": 11,
+    "review table fragment (HTMX)": 11,
+    "CSV download": 7,
+    "CSV download, filtered": 7,
+    "security events": 7,
+    "one member": 7,
 }
 
 
@@ -140,26 +141,32 @@ def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
     member = db.session.scalar(select(User).where(User.email == "member0001@oak.test"))
     add_events(admin, member, 5)
     assert auth.login("admin@oak.test", PASSWORD).status_code == 303
-    small = review_costs(client, statements, member.id)
+    small = review_statements(client, statements, member.id)
 
     add_members(practice, 10, 999, password_hash=password_hash)
     add_events(admin, member, 300)
     html = client.get("/practice/").get_data(as_text=True)
     assert "1000 users · page 1 of 40" in html
-    large = review_costs(client, statements, member.id)
+    large = review_statements(client, statements, member.id)
 
-    assert large == small
     for label, limit in REVIEW_LIMITS.items():
-        assert small[label] <= limit, (label, small[label])
+        assert len(large[label]) == len(small[label]), (label, small[label], large[label])
+        assert len(small[label]) <= limit, (label, small[label])
 
 
-# Current costs of the Log In steps (sqlite, postgresql). They cover the session store (load,
-# save, renewal), the user and their MFA/practice, the audit rows (with PostgreSQL's advisory
-# lock per row) and, for the code step, the TOTP replay guard and the counters update.
+# What the Log In steps cost today, with database sessions. PostgreSQL pays one more statement
+# per audit row (the advisory lock that serialises the hash chain).
+# - Password only (11 / 13): find the user, reload them after the failed-password counters'
+#   commit, audit "password succeeded" (latest hash + insert), reload user, MFA and practice for
+#   the enrollment check, audit "login succeeded", save the new session (select + insert).
+# - Code step, TOTP (16 / 18): session, user and MFA; the replay-guarded step update, last MFA
+#   and last used; audit "code verified" and "login succeeded" with reloads after each commit;
+#   drop the old session id, reload the user, save the new session (select + insert).
+# - Security tab (7 / 7): session, user, MFA, practice, any method being set up, session save.
 LOGIN_LIMITS = {
-    "password only": {"sqlite": 0, "postgresql": 0},
-    "code step (TOTP)": {"sqlite": 0, "postgresql": 0},
-    "security tab after password confirmation": {"sqlite": 0, "postgresql": 0},
+    "password only": {"sqlite": 11, "postgresql": 13},
+    "code step (TOTP)": {"sqlite": 16, "postgresql": 18},
+    "security tab after password confirmation": {"sqlite": 7, "postgresql": 7},
 }
 
 
@@ -187,6 +194,5 @@ def test_log_in_steps_cost_a_small_fixed_number_of_statements(app, client, auth,
     assert response.status_code == 200 and "Authenticator Apps" in response.get_data(as_text=True)
     costs["security tab after password confirmation"] = len(seen)
 
-    print(dialect(), costs)
     for label, limits in LOGIN_LIMITS.items():
         assert costs[label] <= limits[dialect()], (label, costs[label])
