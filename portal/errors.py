@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from portal.extensions import db
-from portal.htmx import wants_fragment
+from portal.htmx import hx_redirect, is_htmx, wants_fragment
 
 MESSAGES = {
     400: "The request could not be understood. Go back, reload the page and try again.",
@@ -38,6 +38,13 @@ def render_error(status: int, message: str | None = None, reference: str | None 
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        from flask_login import current_user
+
+        if not current_user.is_authenticated and is_htmx():
+            # Usually the session ended in another tab: send the page to Log In, not an error.
+            response = hx_redirect(url_for("auth.login"))
+            response.status_code = 401
+            return response
         return render_error(400, "This form has expired or was not sent from the portal. Reload the page and try again.")
 
     @app.errorhandler(HTTPException)

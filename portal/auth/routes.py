@@ -60,7 +60,6 @@ def login():
             login_user(user)
             start_session_clock(now)
             reauth.mark_fresh(now, new_session_id=False)
-            flash("Your practice requires multi-factor authentication. Choose an MFA device to continue.", "info")
             return redirect(url_for("security.show_security"), code=303)
         renew_session()
         login_user(user)
@@ -75,7 +74,9 @@ def login():
 def _code_page_context(user, state, now, form=None, error=None, status_message=None):
     enrollment = user.mfa
     target = enrollment.phone_e164 if enrollment.method == "sms" else user.email
-    available_at = codes.resend_available_at(user, enrollment.method, target, now) if enrollment.method != "totp" else None
+    by_message = enrollment.method != "totp"
+    available_at = codes.resend_available_at(user, enrollment.method, target, now, purpose="login",
+                                             challenge=state["challenge"]) if by_message else None
     return dict(
         form=form or CodeForm(),
         resend_form=ResendForm(),
@@ -85,6 +86,7 @@ def _code_page_context(user, state, now, form=None, error=None, status_message=N
         status_message=status_message,
         resend_wait=int((available_at - now).total_seconds()) + 1 if available_at else 0,
         minutes=int(current_app.config["MFA_CODE_TTL"].total_seconds() // 60),
+        code_sent=by_message and codes.live_code_exists(user, purpose="login", challenge=state["challenge"], now=now),
     )
 
 
@@ -150,6 +152,7 @@ def resend_code():
             message, category, status = f"A new code was sent to {mfa_login.destination(user)}. Earlier codes no longer work.", "success", 200
     if wants_fragment("code-status"):
         context = _code_page_context(user, state, now, status_message=(category, message))
+        context["oob_form"] = status == 200  # a fresh, empty code form replaces any old error
         response = current_app.make_response((render_template("auth/_code_status.html", **context), status))
         if status in (429, 503):
             response.headers["Retry-After"] = str(max(1, context["resend_wait"]))

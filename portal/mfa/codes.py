@@ -107,14 +107,20 @@ def record_success(user: User, now: datetime) -> None:
 # -- issuing ----------------------------------------------------------------------------
 
 
-def check_send_allowed(user: User, channel: str, destination: str, now: datetime) -> None:
+def check_send_allowed(user: User, channel: str, destination: str, now: datetime, *,
+                       purpose: str | None = None, challenge: str | None = None) -> None:
     """Raise SendThrottled when a new code may not be sent yet.
 
-    Limits: a cooldown between codes, codes per user per hour, SMS per number per day.
-    They protect users from floods and the SMS budget from pumping.
+    Limits: a resend cooldown, codes per user per hour, SMS per number per day, and a daily
+    ceiling on all texts. They protect users from floods and the SMS budget from pumping.
+    The cooldown is between codes of one sign-in or setup (purpose and challenge), so a Log In
+    right after setting up SMS still gets its code; the hourly limit counts every code.
     """
     config = current_app.config
-    last = db.session.scalar(select(func.max(MfaCode.created_at)).where(MfaCode.user_id == user.id))
+    recent_code = select(func.max(MfaCode.created_at)).where(MfaCode.user_id == user.id)
+    if purpose is not None and challenge is not None:
+        recent_code = recent_code.where(MfaCode.purpose == purpose, MfaCode.challenge == challenge)
+    last = db.session.scalar(recent_code)
     if last is not None:
         last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
         if now - last < config["MFA_RESEND_COOLDOWN"]:
@@ -153,7 +159,7 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     committed: the caller commits once the message is handed over, so a failed send leaves
     the old code as it was. Raises SendThrottled.
     """
-    check_send_allowed(user, channel, destination, now)
+    check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge)
     code = generate_code()
     db.session.execute(
         update(MfaCode)
@@ -177,10 +183,21 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     return record, code
 
 
-def resend_available_at(user: User, channel: str, destination: str, now: datetime) -> datetime | None:
+def live_code_exists(user: User, *, purpose: str, challenge: str, now: datetime) -> bool:
+    """Is a usable code waiting for this sign-in or setup? (So the page never claims one was sent.)"""
+    return db.session.scalar(
+        select(func.count(MfaCode.id)).where(
+            MfaCode.user_id == user.id, MfaCode.purpose == purpose, MfaCode.challenge == challenge,
+            MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None), MfaCode.expires_at > now,
+        )
+    ) > 0
+
+
+def resend_available_at(user: User, channel: str, destination: str, now: datetime, *,
+                        purpose: str | None = None, challenge: str | None = None) -> datetime | None:
     """When "click here" will work again, or None if it works now."""
     try:
-        check_send_allowed(user, channel, destination, now)
+        check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge)
     except SendThrottled as throttled:
         return now + throttled.retry_after
     return None

@@ -17,6 +17,7 @@ from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
 from portal.htmx import hx_redirect, render
 from portal.models import Invitation, User
+from portal.models.user import ROLE_LABELS
 from portal.practice import bp
 from portal.practice.forms import InviteUserForm, RequestRequirementForm
 
@@ -27,7 +28,7 @@ def require_practice_admin():
     """Keep the whole area to practice admins."""
 
 
-def _review_context(query: review.TableQuery, request_form=None):
+def _review_context(query: review.TableQuery, request_form=None, request_error=None):
     practice = current_user.practice
     return dict(
         practice=practice,
@@ -36,6 +37,7 @@ def _review_context(query: review.TableQuery, request_form=None):
         request_form=request_form or RequestRequirementForm(),
         open_request=requirement.open_request(practice.id),
         latest_request=requirement.latest_request(practice.id),
+        request_error=request_error,
     )
 
 
@@ -90,8 +92,8 @@ def request_requirement():
     try:
         requirement.make_request(current_user, require=require, note=form.note.data, now=clock.now())
     except EnforcementError as error:
-        form.note.errors.append(str(error))
-        return render_template("practice/review_enforcement.html", **_review_context(query, form)), error.status
+        return render_template("practice/review_enforcement.html",
+                               **_review_context(query, form, request_error=str(error))), error.status
     flash("Your request was sent to support. Its state is shown on this page.", "success")
     return hx_redirect(url_for("practice.review_enforcement"))
 
@@ -127,7 +129,8 @@ def _users_page(form: InviteUserForm, status: int = 200):
         .order_by(Invitation.created_at.desc())
     )
     members = db.session.scalars(select(User).where(User.practice_id == practice_id).order_by(User.display_name).limit(200))
-    return render_template("practice/list_users.html", form=form, members=list(members), pending=list(pending)), status
+    return render_template("practice/list_users.html", form=form, members=list(members), pending=list(pending),
+                           role_labels=ROLE_LABELS), status
 
 
 @bp.route("/users")

@@ -29,6 +29,7 @@ def _panel_context(now, *, device=None, step=None, error=None, password_form=Non
         password_form=password_form or ConfirmPasswordForm(),
         must_enroll=policy.must_enroll(user),
         required=policy.is_required(user),
+        is_support=user.role == "support",
         error=error,
     )
     if not context["fresh"]:
@@ -44,13 +45,13 @@ def _panel_context(now, *, device=None, step=None, error=None, password_form=Non
             step = "totp_qr"
     if step in ("sms_code", "totp_qr", "totp_code") and (pending is None or pending.method != step.split("_")[0]):
         step = None
-    available_at = codes.resend_available_at(user, "sms", pending.phone_e164, now) if step == "sms_code" else None
+    available_at = codes.resend_available_at(user, "sms", pending.phone_e164, now, purpose="enroll",
+                                             challenge=session.get(CHALLENGE_KEY)) if step == "sms_code" else None
     context.update(
         enrollment=enrollment,
         method_label=enrollment.label if enrollment else None,
         destination=mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164) if enrollment else None,
         methods=[(method, METHOD_LABELS[method]) for method in policy.allowed_methods(user)],
-        is_support=user.role == "support",
         email_verified=user.email_verified_at is not None,
         step=step,
         setup=mfa_enrollment.totp_setup(user, pending) if step == "totp_qr" else None,
@@ -156,7 +157,7 @@ def choose_device():
     if forced:
         return _finish_forced_email(user, now)
     _renew_login(user, now, keep_fresh=True)
-    flash(f"Multi-factor authentication is on: Email ({mask_destination('email', email=user.email, phone_e164=None)}). "
+    flash(f"Multi-factor authentication is on: Email to {mask_destination('email', email=user.email, phone_e164=None)}. "
           "Your next Log In will email you a code.", "success")
     return hx_redirect(url_for("security.show_security"))
 
@@ -240,5 +241,5 @@ def verify_device():
         return _panel(error.status, step=step, code_form=form)
     _renew_login(user, now, keep_fresh=False)
     destination = mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164)
-    flash(f"Multi-factor authentication is on: {enrollment.label}{f' ({destination})' if destination else ''}.", "success")
+    flash(f"Multi-factor authentication is on: {enrollment.label}{f' to {destination}' if destination else ''}.", "success")
     return hx_redirect(url_for("dashboard.index"))

@@ -379,3 +379,51 @@ def test_enrollment_counts_only_one_method(client, auth, outbox, clock):
     user = make_user("one@example.test")
     make_enrollment(user, "email")
     assert db.session.scalar(select(db.func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == user.id)) == 1
+
+
+def test_login_right_after_setting_up_sms_gets_its_code(client, auth, outbox, clock):
+    """Log Out straight after Verify, Log In again: is a login code sent (no cooldown trap)?"""
+    make_user("fresh-sms@example.test")
+    auth.login("fresh-sms@example.test", PASSWORD)
+    confirm_password(client, PASSWORD)
+    client.post("/account/security/phone", data={"phone": "(202) 555-0143"})
+    client.post("/account/security/verify", data={"code": last_code(outbox, E164, "sms")})
+    auth.logout()
+    clock.advance(seconds=5)
+    auth.login("fresh-sms@example.test", PASSWORD)
+    page = client.get("/login/code").get_data(as_text=True)
+    assert "We sent a 6-digit code by text message" in page and "A code was just sent" not in page
+    assert len(outbox.messages(E164, "sms")) == 2
+    assert auth.enter_code(last_code(outbox, E164, "sms")).headers["Location"] == "/"
+
+
+def test_code_page_never_claims_a_code_was_sent_when_none_was(client, auth, outbox, email_user, clock):
+    """Logging in twice within 30 s: does the second page admit no code is waiting yet?"""
+    auth.login("email@example.test", PASSWORD)
+    clock.advance(seconds=5)
+    auth.logout()
+    for message in outbox.messages():
+        pass
+    auth.login("email@example.test", PASSWORD)
+    page = client.get("/login/code").get_data(as_text=True)
+    assert "We sent a 6-digit code" in page  # a new sign-in gets its own code
+    assert len(outbox.messages("email@example.test")) == 2
+
+
+def test_htmx_resend_replaces_the_old_error_with_a_fresh_form(client, auth, outbox, email_user, clock):
+    auth.login("email@example.test", PASSWORD)
+    auth.enter_code("999999", headers=CODE_HTMX)
+    clock.advance(seconds=31)
+    html = client.post("/login/code/resend", headers=STATUS_HTMX).get_data(as_text=True)
+    assert '<div id="code-step" hx-swap-oob="true">' in html
+    fragment = html[html.index('<div id="code-step"'):]
+    assert "not correct" not in fragment and 'value="999999"' not in fragment
+
+
+def test_htmx_post_after_session_ended_goes_to_log_in(make_app, app, clock):
+    """A click in an old tab after the session ended: Log In, not a CSRF error card."""
+    strict = make_app(WTF_CSRF_ENABLED=True)
+    client = strict.test_client()
+    response = client.post("/account/security/device", data={"device": "email"},
+                           headers={"HX-Request": "true", "HX-Target": "security-panel"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"

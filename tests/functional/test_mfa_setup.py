@@ -91,7 +91,7 @@ def test_sms_procedure(client, clinician, outbox, clock, mode):
     else:
         assert response.status_code == 303 and response.headers["Location"] == "/"
     dashboard = client.get("/").get_data(as_text=True)
-    assert "Multi-factor authentication is on: SMS ((***) ***-0143)." in dashboard
+    assert "Multi-factor authentication is on: SMS to (***) ***-0143." in dashboard
     enrollment = enrollment_of(clinician.id)
     assert enrollment.method == "sms" and enrollment.phone_e164 == E164
     assert "Multi-factor authentication is on" in outbox.last("casey@example.test", "email").subject
@@ -108,7 +108,7 @@ def test_email_procedure(client, auth, clinician, outbox, clock, mode):
     response = post(client, mode, "/account/security/device", {"device": "email"})
     assert response.status_code in (204, 303)
     html = open_security(client, clock)
-    assert "MFA is <strong>on</strong>: Email (c***y@example.test)" in html
+    assert "MFA is <strong>on</strong>: Email to c***y@example.test" in html
     assert enrollment_of(clinician.id).method == "email"
     assert 'name="email"' not in html  # no field for another address
 
@@ -329,3 +329,21 @@ def test_account_setup_offers_no_mfa(client, clock):
 
 def test_user_model_has_mfa_relationship(app):
     assert hasattr(User, "mfa")
+
+
+def test_support_sees_wording_for_support_not_a_practice(client, auth, clock):
+    make_user("words@portal.test", role="support")
+    auth.login("words@portal.test", PASSWORD)
+    html = open_security(client, clock)
+    assert "Your role requires multi-factor authentication" in html
+    assert "Your practice requires" not in html
+    assert "another member of support can clear it" in html
+    assert html.count("requires multi-factor authentication") == 1
+
+
+def test_panels_move_focus_to_new_content(client, clinician, clock):
+    """After an HTMX swap, is focus placed on the new content (not lost to the page)?"""
+    html = client.post("/account/security/confirm-password", data={"password": PASSWORD}, headers=HTMX).get_data(as_text=True)
+    assert 'id="mfa-heading" tabindex="-1" autofocus' in html
+    html = client.post("/account/security/device", data={"device": "totp"}, headers=HTMX).get_data(as_text=True)
+    assert 'id="device-heading"' in html and "autofocus" in html[html.index("device-panel"):]

@@ -156,13 +156,15 @@ def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
 
 # What the Log In steps cost today, with database sessions. PostgreSQL pays one more statement
 # per audit row (the advisory lock that serialises the hash chain).
-# - Password only (11 / 13): find the user, reload them after the failed-password counters'
-#   commit, audit "password succeeded" (latest hash + insert), reload user, MFA and practice for
-#   the enrollment check, audit "login succeeded", save the new session (select + insert).
-# - Code step, TOTP (16 / 18): session, user and MFA; the replay-guarded step update, last MFA
-#   and last used; audit "code verified" and "login succeeded" with reloads after each commit;
-#   drop the old session id, reload the user, save the new session (select + insert).
-# - Security tab (7 / 7): session, user, MFA, practice, any method being set up, session save.
+# - Password only (11 / 13): find the user by email; reload them after the password check's
+#   commit; audit "password succeeded" (latest hash + insert); reload user, MFA and practice after
+#   that commit (code step? must enroll?); audit "login succeeded"; save the new session
+#   (select + insert).
+# - Code step, TOTP (16 / 18): session, user and MFA; claim the TOTP step (replay guard); last MFA
+#   login and last used; audit "code verified"; reload user and MFA after the commit; audit "login
+#   succeeded"; drop the old session id; reload the user; save the new session (select + insert).
+# - Security tab (7 / 7): session, user, MFA, practice, any method being set up, session save
+#   (select + update).
 LOGIN_LIMITS = {
     "password only": {"sqlite": 11, "postgresql": 13},
     "code step (TOTP)": {"sqlite": 16, "postgresql": 18},

@@ -84,7 +84,7 @@ def test_find_user_and_see_mfa_state_without_secrets(client, support, clock):
     results = client.get("/support/users?q=lakeside").get_data(as_text=True)
     assert "lost.phone@lakeside.test" in results
     html = client.get(f"/support/users/{user.id}").get_data(as_text=True)
-    assert "SMS ((***) ***-0143)" in html
+    assert "SMS to (***) ***-0143" in html
     assert SECRET_PHONE not in html and "2025550143" not in html
     assert "Failed code attempts in a row" in html and "Locked" in html
 
