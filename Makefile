@@ -5,15 +5,26 @@ BIN := $(VENV)/bin
 STAMP := .make
 DEV_ENV := PORTAL_CONFIG=development FLASK_APP=wsgi DEV_OUTBOX=1
 
-.PHONY: run test setup setup-dev frontend clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test screenshots browser-check setup setup-dev frontend clean
 
 run: setup frontend
 	$(DEV_ENV) $(BIN)/flask db upgrade
 	$(DEV_ENV) $(BIN)/flask seed-demo
 	$(DEV_ENV) $(BIN)/flask run --host 127.0.0.1 --port 5000
 
-test: setup-dev frontend
+test: setup-dev frontend browser-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate the user guide's screenshots (docs/screenshots/) from the browser flows.
+screenshots: setup-dev frontend browser-check
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e -q -k "js_on" $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium through Playwright; Playwright never downloads a browser.
+browser-check:
+	@test -x "$(CHROMIUM)" || { echo "Chromium is needed for the browser tests and was not found at $(CHROMIUM)."; \
+		echo "Install it (Debian/Ubuntu: sudo apt-get install chromium), or set CHROMIUM=/path/to/chromium, then rerun."; exit 1; }
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

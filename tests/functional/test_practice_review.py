@@ -478,6 +478,10 @@ def test_other_practices_member_is_404(client, alder_admin, other_practice):
 
     support = make_user("helper@portal.test", role="support", display_name="Hal Helper")
     assert client.get(f"/practice/users/{support.id}").status_code == 404
+
+
+def test_an_absurdly_large_user_id_is_404_not_a_server_error(client, alder_admin):
+    """Does probing /practice/users/<id> with ids beyond any database integer get 404, not a 500?"""
     for huge in (2**31, 2**63, 10**30):
         assert client.get(f"/practice/users/{huge}").status_code == 404, huge
 
@@ -732,6 +736,13 @@ def test_audit_shows_only_this_practices_events(client, auth, alder, other_pract
     shown = len(re.findall(r'<tr id="event-\d+"', html))
     alder_events = db.session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.practice_id == alder.id))
     assert shown == alder_events
+
+
+def test_nonsense_audit_filters_answer_200(client, alder_admin):
+    """Do made-up or out-of-range filter values on the security events get a page, never a 500?"""
+    for query in ({"user": "abc"}, {"user": 2**40}, {"before": 2**61}, {"before": "-1"}, {"from": "2020-13-45"},
+                  {"to": "yesterday"}, {"event_type": "evil"}, {"practice": 2**40}):
+        assert client.get("/practice/audit", query_string=query).status_code == 200, query
 
 
 # --- clearing MFA belongs to support alone -------------------------------------------------------
