@@ -53,6 +53,7 @@ def create_app(config=None) -> Flask:
     from portal.models.base import render_item
     from portal.sessions import init_sessions
 
+    app.url_map.converters["id"] = RowIdConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
     csrf.init_app(app)
@@ -81,6 +82,16 @@ def create_app(config=None) -> Flask:
     htmx.init_app(app)
     cli.init_app(app)
     return app
+
+
+from werkzeug.routing import IntegerConverter
+
+
+class RowIdConverter(IntegerConverter):
+    """A positive row id that fits the database's 32-bit integer columns; anything else is 404."""
+
+    def __init__(self, map):
+        super().__init__(map, min=1, max=2**31 - 1)
 
 
 def _check_networks(networks) -> None:

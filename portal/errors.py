@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from portal.extensions import db
-from portal.htmx import hx_redirect, is_htmx, wants_fragment
+from portal.htmx import is_htmx, wants_fragment
 
 MESSAGES = {
     400: "The request could not be understood. Go back, reload the page and try again.",
@@ -40,12 +40,11 @@ def init_app(app: Flask) -> None:
     def csrf_error(error):
         from flask_login import current_user
 
+        body, status = render_error(400, "This form has expired or was not sent from the portal. Reload the page and try again.")
         if not current_user.is_authenticated and is_htmx():
-            # Usually the session ended in another tab: send the page to Log In, not an error.
-            response = hx_redirect(url_for("auth.login"))
-            response.status_code = 401
-            return response
-        return render_error(400, "This form has expired or was not sent from the portal. Reload the page and try again.")
+            # Usually the session ended in another tab: still a 400, but send the page to Log In.
+            return body, status, {"HX-Redirect": url_for("auth.login")}
+        return body, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

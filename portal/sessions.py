@@ -1,60 +1,85 @@
 """Server-side sessions through Flask-Session: the cookie carries only a random id.
 
 The database store uses the `sessions` table created by our migrations (Flask-Session's own
-SQLAlchemy store would create its table outside them); Redis is used when SESSION_REDIS_URL
-is set, so several instances share sessions.
+SQLAlchemy store would create its table outside them) and writes through its own short
+transactions on the engine, never the request's ORM session: saving a session must not
+commit, or depend on, whatever the request left unfinished. Redis is used when
+SESSION_REDIS_URL is set, so several instances share sessions.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask
+from flask import Flask, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
 from itsdangerous import want_bytes
 from redis import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 
 from portal.extensions import db
 from portal.models.base import utcnow
 from portal.models.session import ServerSession
 
+_table = ServerSession.__table__
+
 
 class DatabaseSessionInterface(ServerSideSessionInterface):
-    """Flask-Session store backed by the portal's own `sessions` table."""
+    """Flask-Session store backed by the portal's own `sessions` table.
+
+    Writes happen when the response is saved, after the request's own transaction is over:
+    whatever the view left uncommitted is rolled back first (as the app context's teardown
+    would), so a session save never commits half-done work and never waits on the request's
+    own write lock (SQLite). A regenerated id's old record is deleted at that moment too.
+    """
 
     ttl = False
 
+    def regenerate(self, session: ServerSideSession) -> None:
+        if session:
+            stale = g.setdefault("stale_session_ids", [])
+            stale.append(self._get_store_id(session.sid))
+            session.sid = self._generate_sid(self.sid_length)
+            session.modified = True
+
+    def save_session(self, app: Flask, session: ServerSideSession, response) -> None:
+        db.session.rollback()
+        for store_id in g.pop("stale_session_ids", []):
+            self._delete_session(store_id)
+        super().save_session(app, session, response)
+
     def _delete_expired_sessions(self) -> None:
-        db.session.execute(delete(ServerSession).where(ServerSession.expiry <= utcnow()))
-        db.session.commit()
+        with db.engine.begin() as connection:
+            connection.execute(delete(_table).where(_table.c.expiry <= utcnow()))
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
-        record = db.session.scalar(select(ServerSession).where(ServerSession.session_id == store_id))
-        if record is None:
-            return None
-        if record.expiry <= utcnow():
-            db.session.delete(record)
-            db.session.commit()
-            return None
-        return self.serializer.decode(want_bytes(record.data))
+        with db.engine.begin() as connection:
+            row = connection.execute(
+                select(_table.c.data, _table.c.expiry).where(_table.c.session_id == store_id)
+            ).first()
+            if row is None:
+                return None
+            if row.expiry <= utcnow():
+                connection.execute(delete(_table).where(_table.c.session_id == store_id))
+                return None
+        return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:
-        db.session.execute(delete(ServerSession).where(ServerSession.session_id == store_id))
-        db.session.commit()
+        with db.engine.begin() as connection:
+            connection.execute(delete(_table).where(_table.c.session_id == store_id))
 
     def _upsert_session(
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
     ) -> None:
         data = self.serializer.encode(session)
         expiry = utcnow() + session_lifetime
-        record = db.session.scalar(select(ServerSession).where(ServerSession.session_id == store_id))
-        if record is None:
-            db.session.add(ServerSession(session_id=store_id, data=data, expiry=expiry))
-        else:
-            record.data, record.expiry = data, expiry
-        db.session.commit()
+        with db.engine.begin() as connection:
+            updated = connection.execute(
+                update(_table).where(_table.c.session_id == store_id).values(data=data, expiry=expiry)
+            ).rowcount
+            if not updated:
+                connection.execute(insert(_table).values(session_id=store_id, data=data, expiry=expiry))
 
 
 def init_sessions(app: Flask) -> None:

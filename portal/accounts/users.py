@@ -67,10 +67,12 @@ def authenticate(email: str, password: str, *, now: datetime) -> User | None:
         return None
     if not user.active:
         return None
-    lockout.reset_password_failures(user)
+    if user.failed_password_count or user.password_locked_until is not None:
+        lockout.reset_password_failures(user)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    db.session.commit()
+    if db.session.dirty:
+        db.session.commit()
     return user
 
 

@@ -5,8 +5,8 @@ deleting a row breaks the chain from there on. On PostgreSQL a trigger also reje
 and DELETE outright. Never record codes, secrets, passwords, session ids or full phone numbers:
 callers pass masked destinations only.
 
-Concurrency: on PostgreSQL writers serialise on an advisory lock held to commit; SQLite
-serialises writers itself (single-instance development use).
+Concurrency: writers serialise on the single `audit_chain_lock` row (updated first, held to
+commit), so concurrent requests on any number of instances still build one chain.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import g, has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models.audit import AuditEvent
+from portal.models.audit import AuditChainLock, AuditEvent
 from portal.models.base import utcnow
 
 GENESIS = "0" * 64
-_LOCK_ID = 7_420_115  # pg_advisory_xact_lock key for the audit chain
 
 EVENT_TYPES = (
     "login.password_succeeded", "login.password_failed", "login.succeeded", "login.locked",
@@ -53,8 +52,13 @@ def row_hash(prev_hash: str, event: AuditEvent) -> str:
 
 
 def _latest_hash() -> str:
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_ID})
+    """The hash to link to, read only after taking the chain lock (released at commit)."""
+    locked = db.session.execute(
+        update(AuditChainLock).where(AuditChainLock.id == 1).values(writes=AuditChainLock.writes + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not locked:
+        raise RuntimeError("audit_chain_lock has no row; run `flask db upgrade`")
     last = db.session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
     return last or GENESIS
 

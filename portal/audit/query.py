@@ -27,10 +27,11 @@ class AuditFilter:
     @classmethod
     def from_args(cls, args, *, practice_id: int | None = None) -> "AuditFilter":
         """Read filters from a query string; unparseable values are ignored, never a 500."""
-        def integer(name):
+        def integer(name, limit=2**31):
+            # Ids of users and practices are 32-bit; event ids are 64-bit.
             try:
                 value = int(args.get(name, ""))
-                return value if 0 < value < 2**62 else None
+                return value if 0 < value < limit else None
             except ValueError:
                 return None
 
@@ -48,7 +49,7 @@ class AuditFilter:
             event_type=event_type if event_type in EVENT_TYPES else None,
             date_from=day("from"),
             date_to=day("to", end=True),
-            before=integer("before"),
+            before=integer("before", limit=2**62),
         )
 
     def args(self, **changes) -> dict:

@@ -8,6 +8,7 @@ from portal.accounts.errors import AccountError, WeakPassword
 from portal.auth import bp, pending
 from portal.auth.forms import CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, ResendForm
 from portal.delivery import DeliveryError
+from portal.extensions import db
 from portal.htmx import hx_redirect, render, wants_fragment
 from portal.mfa import codes
 from portal.mfa import login as mfa_login
@@ -45,7 +46,9 @@ def login():
             audit.record("login.password_failed", outcome="failure", subject=known, now=now,
                          detail={} if known else {"reason": "unknown email"}, commit=True)
             return render_template("auth/login.html", form=form, error=GENERIC_LOGIN_ERROR, next_url=next_url), 401
-        audit.record("login.password_succeeded", subject=user, actor=user, now=now, commit=True)
+        # Committed now when a code will be sent (a failed send rolls back its own work);
+        # otherwise it goes out with the login's own commit below.
+        audit.record("login.password_succeeded", subject=user, actor=user, now=now, commit=user.mfa is not None)
         if user.mfa is not None:
             state = pending.start(user, next_url=next_url, now=now)
             if user.mfa.method != "totp":
@@ -60,6 +63,7 @@ def login():
             login_user(user)
             start_session_clock(now)
             reauth.mark_fresh(now, new_session_id=False)
+            db.session.commit()
             return redirect(url_for("security.show_security"), code=303)
         renew_session()
         login_user(user)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal import audit
 from portal.delivery import DeliveryError, send_email
@@ -69,7 +70,11 @@ def make_request(admin: User, *, require: bool, note: str, now: datetime) -> Req
         status="pending", created_at=now,
     )
     db.session.add(request)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as error:  # another request won the race for the one open slot
+        db.session.rollback()
+        raise AlreadyPending() from error
     audit.record("practice.request_made", actor=admin, practice_id=practice.id, now=now,
                  detail={"request": request.id, "require": require})
     db.session.commit()

@@ -98,7 +98,8 @@ def _filtered(practice_id: int, query: TableQuery):
         .where(User.practice_id == practice_id)
     )
     if query.filter == "without_mfa":
-        statement = statement.where(MfaEnrollment.id.is_(None))
+        # The people who would have to enroll: active users with no method (as in coverage).
+        statement = statement.where(MfaEnrollment.id.is_(None), User.active.is_(True))
     elif query.filter == "with_mfa":
         statement = statement.where(MfaEnrollment.id.is_not(None))
     if query.q:

@@ -224,6 +224,7 @@ def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: date
     )
     if record is None:
         record_failure(user, now)
+        check_not_locked(user, now)  # the failure that locks says so, in any session
         raise NoActiveCode()
     max_attempts = current_app.config["MFA_CODE_MAX_ATTEMPTS"]
     if record.attempts >= max_attempts:

@@ -82,6 +82,7 @@ def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> M
     """
     check_allowed(user, "sms")
     e164 = phones.parse_us_number(raw_phone)
+    codes.check_send_allowed(user, "sms", e164, now, purpose="enroll", challenge=challenge)
     pending = _replace_pending(user, now, method="sms", phone_e164=e164)
     _send_enrollment_code(user, e164, challenge=challenge, now=now)
     return pending
@@ -100,7 +101,11 @@ def resend_sms(user: User, *, challenge: str, now: datetime) -> MfaPendingEnroll
 
 
 def _send_enrollment_code(user: User, e164: str, *, challenge: str, now: datetime) -> None:
-    _, code = codes.issue(user, purpose="enroll", channel="sms", destination=e164, challenge=challenge, now=now)
+    try:
+        _, code = codes.issue(user, purpose="enroll", channel="sms", destination=e164, challenge=challenge, now=now)
+    except MfaError:
+        db.session.rollback()  # nothing half-written: the old pending number stays as it was
+        raise
     detail = {"channel": "sms", "destination": phones.mask_phone(e164), "purpose": "enroll"}
     try:
         messages.send_code("sms", e164, code)

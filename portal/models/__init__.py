@@ -1,6 +1,6 @@
 """Database models, one module per aggregate."""
 
-from portal.models.audit import AuditEvent
+from portal.models.audit import AuditChainLock, AuditEvent
 from portal.models.mfa import MfaCode, MfaEnrollment, MfaPendingEnrollment
 from portal.models.outbox import OutboxMessage
 from portal.models.practice import Practice
@@ -9,4 +9,4 @@ from portal.models.session import ServerSession
 from portal.models.tokens import Invitation, PasswordReset
 from portal.models.user import ROLES, User
 
-__all__ = ["ROLES", "AuditEvent", "Invitation", "MfaCode", "MfaEnrollment", "MfaPendingEnrollment", "OutboxMessage", "PasswordReset", "Practice", "RequirementRequest", "ServerSession", "User"]
+__all__ = ["ROLES", "AuditChainLock", "AuditEvent", "Invitation", "MfaCode", "MfaEnrollment", "MfaPendingEnrollment", "OutboxMessage", "PasswordReset", "Practice", "RequirementRequest", "ServerSession", "User"]

@@ -7,6 +7,16 @@ from portal.extensions import db
 from portal.models.base import UTCDateTime, utcnow
 
 
+class AuditChainLock(db.Model):
+    """One row that every audit writer updates first: its row lock, held to commit, makes
+    writers take turns on PostgreSQL and SQLite alike, so each new event links to the last."""
+
+    __tablename__ = "audit_chain_lock"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    writes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+
+
 class AuditEvent(db.Model):
     """One security event. Append-only and hash-chained: see `portal.audit`.
 

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -17,6 +17,9 @@ class RequirementRequest(db.Model):
         CheckConstraint("status IN ('pending', 'approved', 'declined')", name="status_allowed"),
         Index("ix_requirement_requests_status_id", "status", "id"),
         Index("ix_requirement_requests_practice_id_id", "practice_id", "id"),
+        # At most one open request per practice, even when two arrive at the same moment.
+        Index("uq_requirement_requests_one_open", "practice_id", unique=True,
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

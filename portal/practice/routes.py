@@ -98,7 +98,7 @@ def request_requirement():
     return hx_redirect(url_for("practice.review_enforcement"))
 
 
-@bp.route("/users/<int:user_id>")
+@bp.route("/users/<id:user_id>")
 def show_member(user_id):
     """One user of this practice and their MFA state; other practices' users do not exist here."""
     row = review.member(current_user.practice_id, user_id)

@@ -5,6 +5,7 @@ from portal import clock, limits
 from portal.access import start_session_clock
 from portal.accounts import lockout, passwords
 from portal.auth import pending as pending_login
+from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, policy
 from portal.mfa import enrollment as mfa_enrollment
@@ -128,7 +129,9 @@ def confirm_password():
         lockout.record_password_failure(user, now)
         form.password.errors.append("That password is not correct.")
         return _panel(401, password_form=form)
-    lockout.reset_password_failures(user)
+    if user.failed_password_count:
+        lockout.reset_password_failures(user)
+        db.session.commit()
     reauth.mark_fresh(now)
     return _after_post()
 

@@ -117,13 +117,13 @@ def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | N
     return render_template("support/show_user.html", user=user, state=state, form=form, error=error), status
 
 
-@bp.route("/users/<int:user_id>")
+@bp.route("/users/<id:user_id>")
 def show_user(user_id):
     """Show one user's MFA state (never a secret, a code or a full phone number)."""
     return _user_page(_user_or_404(user_id), ClearMfaForm())
 
 
-@bp.route("/users/<int:user_id>/clear-mfa", methods=["POST"])
+@bp.route("/users/<id:user_id>/clear-mfa", methods=["POST"])
 def clear_mfa(user_id):
     """Clear a user's MFA settings, with a reason and a ticket reference."""
     user = _user_or_404(user_id)
@@ -145,7 +145,7 @@ def _practice_or_404(practice_id: int) -> Practice:
     return practice
 
 
-@bp.route("/practices/<int:practice_id>")
+@bp.route("/practices/<id:practice_id>")
 def show_practice(practice_id):
     """Show a practice's requirement and the form to change it."""
     practice = _practice_or_404(practice_id)
@@ -153,7 +153,7 @@ def show_practice(practice_id):
                            open_request=requirement.open_request(practice.id))
 
 
-@bp.route("/practices/<int:practice_id>/requirement", methods=["POST"])
+@bp.route("/practices/<id:practice_id>/requirement", methods=["POST"])
 def set_requirement(practice_id):
     """Require MFA for every user of the practice, or stop requiring it."""
     practice = _practice_or_404(practice_id)
@@ -178,7 +178,7 @@ def set_requirement(practice_id):
     return hx_redirect(url_for("support.show_practice", practice_id=practice.id))
 
 
-@bp.route("/requests/<int:request_id>/decide", methods=["POST"])
+@bp.route("/requests/<id:request_id>/decide", methods=["POST"])
 def decide_request(request_id):
     """Approve or decline a practice admin's request."""
     req = db.session.get(RequirementRequest, request_id)

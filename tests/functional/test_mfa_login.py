@@ -426,4 +426,4 @@ def test_htmx_post_after_session_ended_goes_to_log_in(make_app, app, clock):
     client = strict.test_client()
     response = client.post("/account/security/device", data={"device": "email"},
                            headers={"HX-Request": "true", "HX-Target": "security-panel"})
-    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"
+    assert response.status_code == 400 and response.headers["HX-Redirect"] == "/login"

@@ -103,14 +103,17 @@ def csv_rows(response) -> list[list[str]]:
     return rows[1:]
 
 
-def all_table_rows(client, query: dict) -> list[list[str]]:
-    """Every row of the table for `query`, page after page, as a person paging through would."""
+def all_table_rows(client, query: dict) -> tuple[list[list[str]], str]:
+    """Every row of the table for `query`, page after page, as a person paging through would,
+    and the address of the "Download CSV" link shown with the table."""
     html = client.get(REVIEW, query_string=query).get_data(as_text=True)
     rows = table_rows(html)
     _, _, pages = page_position(html)
     for number in range(2, pages + 1):
-        rows += table_rows(client.get(REVIEW, query_string={**query, "page": number}).get_data(as_text=True))
-    return rows
+        page = client.get(REVIEW, query_string={**query, "page": number}).get_data(as_text=True)
+        rows += table_rows(page)
+    download = re.search(r'<a href="([^"]+)"[^>]*>Download CSV</a>', page if pages > 1 else html)
+    return rows, download.group(1).replace("&amp;", "&")
 
 
 # --- building practices -------------------------------------------------------------------------
@@ -233,6 +236,9 @@ def test_coverage_counts_active_users_split_by_method(client, alder_admin):
     assert "4 of 6 users have MFA (67%)" in coverage
     assert "Authenticator Apps: 2 · SMS: 1 · Email: 1." in coverage
     assert "If MFA were required today, 2 users would have to enroll at next Log In." in text_of(html, "would-enroll")
+    see_who = re.search(r'<p id="would-enroll">.*?<a href="([^"]+)">See who</a>', html, re.S).group(1)
+    listed = table_emails(client.get(see_who.replace("&amp;", "&")).get_data(as_text=True))
+    assert sorted(listed) == ["admin@alder.test", "finn@alder.test"]
 
 
 def test_the_requirement_is_shown_read_only(client, alder_admin):
@@ -564,8 +570,9 @@ TABLE_QUERIES = [
 def test_csv_rows_match_the_table_rows(client, mixed_members):
     """For the same filter, search and order, does the CSV hold the table's rows in the table's order?"""
     for query in TABLE_QUERIES:
-        table = all_table_rows(client, query)
-        rows = csv_rows(client.get(CSV_URL, query_string={**query, "page": "2"}))
+        table, download_link = all_table_rows(client, query)
+        assert download_link.startswith(CSV_URL), download_link
+        rows = csv_rows(client.get(download_link))
         assert rows, query
         assert [(row[1], row[0]) for row in rows] == [(row[1], row[0]) for row in table], query
         assert [row[5] or "No MFA" for row in rows] == [row[3] for row in table], query

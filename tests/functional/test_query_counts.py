@@ -166,8 +166,8 @@ def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
 # - Security tab (7 / 7): session, user, MFA, practice, any method being set up, session save
 #   (select + update).
 LOGIN_LIMITS = {
-    "password only": {"sqlite": 11, "postgresql": 13},
-    "code step (TOTP)": {"sqlite": 16, "postgresql": 18},
+    "password only": {"sqlite": 11, "postgresql": 11},
+    "code step (TOTP)": {"sqlite": 18, "postgresql": 18},
     "security tab after password confirmation": {"sqlite": 7, "postgresql": 7},
 }
 

@@ -1,0 +1,129 @@
+"""Browser tests: the real server (gunicorn) and Debian's Chromium driven by Playwright.
+
+Every test gets its own server on a copy of one migrated, seeded database, and runs twice:
+`js_on` (HTMX swaps) and `js_off` (plain forms). Select them with `-m e2e`; `make screenshots`
+runs the `js_on` half with SCREENSHOTS_DIR set to refresh the user guide's pictures.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import driver
+from tests.e2e.server import add_practice_members, build_seeded_database, start_server
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: real browser (Chromium via Playwright) against a real server")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.e2e_call_failed = report.failed
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    if driver.MINOR_FINDINGS:
+        terminalreporter.section("axe findings below 'serious' (not failures)")
+        for finding, paths in sorted(driver.MINOR_FINDINGS.items()):
+            terminalreporter.write_line(f"{finding}: {', '.join(sorted(paths))}")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"Chromium is needed for the browser tests and was not found at {path}. "
+            "Install it (Debian/Ubuntu: sudo apt-get install chromium) or set CHROMIUM=/path/to/chromium. "
+            "Playwright never downloads a browser here: do not run `playwright install`.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_database(tmp_path_factory) -> Path:
+    """One migrated (`flask db upgrade`) and seeded (`flask seed-demo`) SQLite file per run."""
+    return build_seeded_database(tmp_path_factory.mktemp("e2e-seeded"))
+
+
+@pytest.fixture(scope="session")
+def crowded_database(tmp_path_factory, seeded_database) -> Path:
+    """The demo data plus 40 more users of Demo Family Practice, 12 of them with Email MFA."""
+    import shutil
+
+    database = tmp_path_factory.mktemp("e2e-crowded") / "crowded.db"
+    shutil.copyfile(seeded_database, database)
+    add_practice_members(database, count=40, with_mfa=12)
+    return database
+
+
+def _serve(request, template: Path, directory: Path):
+    server = start_server(template, directory)
+    yield server
+    server.stop()
+    if getattr(request.node, "e2e_call_failed", False):
+        print(f"--- server log ({server.base_url}) ---\n{server.log_tail()}")
+
+
+@pytest.fixture
+def server(request, seeded_database, tmp_path):
+    """A fresh portal for this test only."""
+    yield from _serve(request, seeded_database, tmp_path)
+
+
+@pytest.fixture
+def crowded_server(request, crowded_database, tmp_path):
+    yield from _serve(request, crowded_database, tmp_path)
+
+
+@pytest.fixture(params=[True, False], ids=["js_on", "js_off"])
+def js(request) -> bool:
+    return request.param
+
+
+@pytest.fixture
+def open_portal(browser, js):
+    """Open a browser context (one person) on a server: open_portal(server, flow="sms")."""
+    portals = []
+    shots = driver.Shots()
+
+    def factory(server, *, flow: str) -> driver.Portal:
+        portal = driver.Portal(browser, server, js=js, flow=flow, shots=shots)
+        portals.append(portal)
+        return portal
+
+    yield factory
+    try:
+        for portal in portals:
+            portal.assert_clean()
+    finally:
+        for portal in portals:
+            portal.close()

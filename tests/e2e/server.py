@@ -1,0 +1,150 @@
+"""The real portal for the browser tests: migrated, seeded, served by gunicorn on loopback.
+
+A migrated and seeded SQLite file is built once per run; each test copies it and starts its
+own server on a free port, so flows that change demo users never see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.smtp_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_PASSWORD = "Demo-Passw0rd!"
+
+# Settings the server reads from the environment; the test runner's own values must not leak
+# in (a CI job's Redis or PostgreSQL, a production SECRET_KEY...).
+_CONFIG_PREFIXES = ("MAIL_", "SMS_", "TWILIO_", "MFA_", "SESSION_", "SUPPORT_", "LIMIT_", "RATELIMIT_",
+                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_")
+_CONFIG_NAMES = {"SECRET_KEY", "DATABASE_URL", "DEV_OUTBOX", "PORTAL_CONFIG", "PORTAL_NAME", "PUBLIC_BASE_URL",
+                 "TRUSTED_PROXY_COUNT", "EMAIL_ALLOW_TEST_DOMAIN", "FORWARDED_ALLOW_IPS"}
+
+
+def server_env(database: Path, **extra: str) -> dict[str, str]:
+    """The development settings of `make run`, on `database`, with a 2-second resend cooldown."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in _CONFIG_NAMES and not key.startswith(_CONFIG_PREFIXES)}
+    env.update(
+        PORTAL_CONFIG="development",
+        FLASK_APP="wsgi",
+        DEV_OUTBOX="1",
+        DATABASE_URL=f"sqlite:///{database}",
+        MFA_RESEND_COOLDOWN_SECONDS="2",
+        RATELIMIT_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_flask(database: Path, *args: str) -> str:
+    """Run a `flask` command against `database` with the server's settings."""
+    result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=server_env(database),
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def build_seeded_database(directory: Path) -> Path:
+    """`flask db upgrade` and `flask seed-demo` into a new SQLite file."""
+    database = directory / "seeded.db"
+    run_flask(database, "db", "upgrade")
+    run_flask(database, "seed-demo")
+    return database
+
+
+# Adds `count` users to Demo Family Practice, the first `with_mfa` of them with Email MFA, with a
+# password hash made by the portal itself (same configuration as the server).
+_ADD_MEMBERS = """
+import sys
+from datetime import datetime, timezone
+from sqlalchemy import select
+from wsgi import app
+from portal.accounts.passwords import hash_password
+from portal.extensions import db
+from portal.models import MfaEnrollment, Practice, User
+
+count, with_mfa = int(sys.argv[1]), int(sys.argv[2])
+with app.app_context():
+    practice = db.session.scalar(select(Practice).where(Practice.name == "Demo Family Practice"))
+    password_hash = hash_password(sys.argv[3])
+    now = datetime.now(timezone.utc)
+    for number in range(1, count + 1):
+        user = User(email=f"member{number:02d}@demo.test", display_name=f"Member {number:02d}",
+                    role="clinician" if number % 2 else "staff", practice=practice,
+                    password_hash=password_hash, email_verified_at=now, session_version=1)
+        db.session.add(user)
+        db.session.flush()
+        if number <= with_mfa:
+            db.session.add(MfaEnrollment(user_id=user.id, method="email", enrolled_at=now))
+    db.session.commit()
+"""
+
+
+def add_practice_members(database: Path, count: int, with_mfa: int) -> None:
+    result = subprocess.run([sys.executable, "-c", _ADD_MEMBERS, str(count), str(with_mfa), DEMO_PASSWORD],
+                            cwd=ROOT, env=server_env(database), capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"adding practice members failed:\n{result.stdout}\n{result.stderr}")
+
+
+@dataclass
+class Server:
+    base_url: str
+    database: Path
+    log_path: Path
+    process: subprocess.Popen = field(repr=False)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+    def stop(self) -> None:
+        """Stop this server by its own process id."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_server(template: Path, directory: Path) -> Server:
+    """Copy `template` into `directory` and serve it with gunicorn on a free loopback port."""
+    database = directory / "portal.db"
+    shutil.copyfile(template, database)
+    port = free_port()
+    env = server_env(database, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", GUNICORN_THREADS="4")
+    log_path = directory / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the portal exited at start-up:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url("/healthz"), timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"the portal did not answer at {server.base_url}:\n{server.log_tail()}")
