@@ -7,7 +7,7 @@ DEV_ENV := PORTAL_CONFIG=development FLASK_APP=wsgi DEV_OUTBOX=1
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test screenshots browser-check setup setup-dev frontend clean
+.PHONY: run test screenshots bench browser-check setup setup-dev frontend clean
 
 run: setup frontend
 	$(DEV_ENV) $(BIN)/flask db upgrade
@@ -20,6 +20,10 @@ test: setup-dev frontend browser-check
 # Regenerate the user guide's screenshots (docs/screenshots/) from the browser flows.
 screenshots: setup-dev frontend browser-check
 	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e -q -k "js_on" $(PYTEST_ARGS)
+
+# Benchmarks (PostgreSQL on 127.0.0.1 needed); results in bench/results and bench/README.md.
+bench: setup-dev
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The browser tests drive Debian's Chromium through Playwright; Playwright never downloads a browser.
 browser-check:

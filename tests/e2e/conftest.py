@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import driver
-from tests.e2e.server import add_practice_members, build_seeded_database, start_server
+from tests.e2e.server import ServerPool, add_practice_members, build_seeded_database
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -85,8 +85,15 @@ def crowded_database(tmp_path_factory, seeded_database) -> Path:
     return database
 
 
-def _serve(request, template: Path, directory: Path):
-    server = start_server(template, directory)
+@pytest.fixture(scope="session")
+def server_pool(tmp_path_factory):
+    pool = ServerPool(lambda: tmp_path_factory.mktemp("e2e-server"))
+    yield pool
+    pool.close()
+
+
+def _serve(request, pool: ServerPool, template: Path):
+    server = pool.take(template)
     yield server
     server.stop()
     if getattr(request.node, "e2e_call_failed", False):
@@ -94,14 +101,15 @@ def _serve(request, template: Path, directory: Path):
 
 
 @pytest.fixture
-def server(request, seeded_database, tmp_path):
-    """A fresh portal for this test only."""
-    yield from _serve(request, seeded_database, tmp_path)
+def server(request, server_pool, seeded_database):
+    """A fresh portal (server and database) for this test only."""
+    yield from _serve(request, server_pool, seeded_database)
 
 
 @pytest.fixture
-def crowded_server(request, crowded_database, tmp_path):
-    yield from _serve(request, crowded_database, tmp_path)
+def crowded_server(request, server_pool, crowded_database):
+    """A fresh portal whose Demo Family Practice has 43 users (two pages in the review)."""
+    yield from _serve(request, server_pool, crowded_database)
 
 
 @pytest.fixture(params=[True, False], ids=["js_on", "js_off"])

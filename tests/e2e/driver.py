@@ -215,6 +215,28 @@ class Portal:
             "selector => document.activeElement && document.activeElement.closest(selector) !== null",
             arg=selector, timeout=5_000)
 
+    def remember_live_regions(self) -> None:
+        """Note the live regions on the page before an HTMX swap (see expect_swap_perceivable)."""
+        self.page.evaluate("() => { window.__e2eLiveRegions = Array.from("
+                           "document.querySelectorAll('[aria-live], [role=status], [role=alert], [role=log]')); }")
+
+    def expect_swap_perceivable(self, container: str, text: str) -> None:
+        """After a swap that shows `text`: focus moved into the new content (`container`), or the
+        text appeared in a live region that was already on the page, or in a role=alert.
+
+        A live region that is itself swapped in is not reliably announced by screen readers,
+        so it does not count.
+        """
+        self.page.wait_for_function(
+            """([container, text]) => {
+                const focused = document.activeElement;
+                const box = document.querySelector(container);
+                if (box && box.textContent.includes(text) && focused && box.contains(focused) && focused !== document.body) return true;
+                const kept = (window.__e2eLiveRegions || []).some(el => el.isConnected && el.textContent.includes(text));
+                if (kept) return true;
+                return Array.from(document.querySelectorAll('[role=alert]')).some(el => el.textContent.includes(text));
+            }""", arg=[container, text], timeout=5_000)
+
     def expect_flash(self, text: str | re.Pattern) -> Locator:
         """A message in the polite live region every page has (#flash, role=status)."""
         flash = self.page.locator("#flash[role=status][aria-live=polite]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -115,9 +116,9 @@ class Server:
             return "(no server log)"
 
     def stop(self) -> None:
-        """Stop this server by its own process id."""
+        """Stop this server by its own process id (SIGQUIT: gunicorn's quick shutdown)."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGQUIT)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -125,8 +126,11 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def start_server(template: Path, directory: Path) -> Server:
-    """Copy `template` into `directory` and serve it with gunicorn on a free loopback port."""
+def launch_server(template: Path, directory: Path) -> Server:
+    """Copy `template` into `directory` and start gunicorn on it, on a free loopback port.
+
+    Returns at once; `wait_until_ready` waits for the server to answer.
+    """
     database = directory / "portal.db"
     shutil.copyfile(template, database)
     port = free_port()
@@ -135,10 +139,13 @@ def start_server(template: Path, directory: Path) -> Server:
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process)
-    deadline = time.monotonic() + 30
+    return Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process)
+
+
+def wait_until_ready(server: Server, seconds: float = 30) -> Server:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(f"the portal exited at start-up:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(server.url("/healthz"), timeout=2) as response:
@@ -148,3 +155,28 @@ def start_server(template: Path, directory: Path) -> Server:
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"the portal did not answer at {server.base_url}:\n{server.log_tail()}")
+
+
+class ServerPool:
+    """Hands each test a fresh server and starts the next one while that test runs.
+
+    A server is used by one test only; the spare shares nothing with it but the template it
+    was copied from.
+    """
+
+    def __init__(self, make_directory):
+        self.make_directory = make_directory
+        self.spares: dict[Path, Server] = {}
+
+    def take(self, template: Path) -> Server:
+        server = self.spares.pop(template, None) or launch_server(template, self.make_directory())
+        try:
+            wait_until_ready(server)
+        finally:
+            self.spares[template] = launch_server(template, self.make_directory())
+        return server
+
+    def close(self) -> None:
+        for server in self.spares.values():
+            server.stop()
+        self.spares.clear()

@@ -40,6 +40,20 @@ def test_sms_enrollment_then_log_in_with_a_texted_code(server, open_portal):
     expect(phone).to_be_visible()
     if portal.js:
         portal.expect_focus_within("#phone")
+
+    # A number that cannot take texts is refused, with the reason tied to the field.
+    phone.fill("(800) 555-0143")
+    portal.expect_rejection("/account/security/phone")
+    page.get_by_role("button", name="Save Phone Number").click()
+    error = page.locator("#phone-error")
+    expect(error).to_have_text("Toll-free numbers cannot receive codes. Enter a US mobile number.")
+    expect(error).to_have_attribute("role", "alert")
+    expect(phone).to_have_attribute("aria-describedby", re.compile(r"\bphone-error\b"))
+    expect(phone).to_have_attribute("aria-invalid", "true")
+    if portal.js:
+        portal.expect_focus_within("#phone")
+    portal.check()
+
     phone.fill("(202) 555-0143")
     portal.step("phone-number")
     page.get_by_role("button", name="Save Phone Number").click()

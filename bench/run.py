@@ -1,0 +1,388 @@
+"""`make bench`: how fast the portal lets people in, and how its review pages scale.
+
+Runs gunicorn (repository config, 2 workers) on SQLite and on PostgreSQL, drives it over HTTP
+with several concurrent clients and fixed counts, reads the workers' CPU time from /proc, and
+writes bench/results/<date>.json plus a markdown table (also into bench/README.md).
+Loopback only; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, event, text
+
+from bench import flows, seed
+from bench.servers import ROOT, Server
+
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"
+TARGETS = {
+    "login_cpu_ms": 8.0,          # per full login beyond one argon2 verify
+    "code_cpu_ms": 4.0,           # per code POST
+    "code_vs_bare": 0.10,         # code-POST throughput as a share of the bare route's
+    "scale_p95_ratio": 1.5,       # large vs small review/audit p95
+    "csv_memory_mb": 50.0,        # worker memory growth exporting 50,000 rows
+}
+
+
+def floors(results: dict) -> None:
+    """Costs no portal code can go below: argon2 verify, TOTP verify, a bare Flask route."""
+    from argon2 import PasswordHasher
+
+    import pyotp
+
+    hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    hashed = hasher.hash(seed.PASSWORD)
+    started = time.process_time()
+    for _ in range(20):
+        hasher.verify(hashed, seed.PASSWORD)
+    results["argon2_verify_cpu_ms"] = round((time.process_time() - started) / 20 * 1000, 2)
+    totp = pyotp.TOTP(pyotp.random_base32())
+    started = time.process_time()
+    for _ in range(2000):
+        totp.verify(totp.now())
+    results["totp_verify_cpu_ms"] = round((time.process_time() - started) / 2000 * 1000, 4)
+    with Server("bench.hello_app:app", {"PYTHONPATH": str(ROOT)}) as server:
+        flows.hammer(server.base, "/hello", 300, 4)  # warm up
+        report, _ = flows.hammer(server.base, "/hello", 3000, 8)
+    results["bare_route"] = report
+
+
+def login_benchmark(kind: str, results: dict, workdir: str, *, users: int, clients: int) -> None:
+    url = seed.new_database(kind, workdir)
+    try:
+        seed.migrate(url)
+        app = seed.app_for(url)
+        totp_users = seed.seed_practice(app, users=users, enrolled="totp", practice_name="TOTP Practice")
+        email_practice = seed.seed_practice(app, users=users, enrolled="email", practice_name="Email Practice")
+        engine = create_engine(url)
+
+        def email_code(email):
+            with engine.connect() as connection:
+                body = connection.execute(
+                    text("SELECT body_text FROM outbox_messages WHERE recipient = :r ORDER BY id DESC LIMIT 1"), {"r": email}
+                ).scalar()
+            return re.search(r"\b(\d{6})\b", body).group(1)
+
+        with Server("wsgi:app", seed.server_env(url)) as server:
+            section = results.setdefault(kind, {})
+            accounts = list(totp_users["secrets"])
+            flows.run_logins(server.base, accounts[:10], seed.PASSWORD, flows.totp_code_for(totp_users["secrets"]), 2)
+            before = server.cpu_seconds()
+            timings, elapsed = flows.run_logins(server.base, accounts[10:], seed.PASSWORD,
+                                                flows.totp_code_for(totp_users["secrets"]), clients)
+            cpu = server.cpu_seconds() - before
+            count = len(accounts) - 10
+            section["totp_login"] = _login_section(timings, elapsed, cpu, count, results)
+
+            with engine.connect() as connection:
+                emails = [row[0] for row in connection.execute(
+                    text("SELECT email FROM users WHERE practice_id = :p ORDER BY id"), {"p": email_practice["practice_id"]})]
+            before = server.cpu_seconds()
+            timings, elapsed = flows.run_logins(server.base, emails, seed.PASSWORD, email_code, clients)
+            cpu = server.cpu_seconds() - before
+            section["email_login"] = _login_section(timings, elapsed, cpu, len(emails), results)
+
+            # Code step under load: many pending logins, then a burst of code POSTs.
+            fresh = seed.seed_practice(app, users=users, enrolled="totp", practice_name="Burst Practice")
+            pending = []
+            for email, secret in fresh["secrets"].items():
+                browser, csrf = flows.prepare_pending(server.base, email, seed.PASSWORD)
+                pending.append((browser, csrf, flows.totp_code_for(fresh["secrets"])(email)))
+            before = server.cpu_seconds()
+            report, _ = flows.code_burst(server.base, pending, clients)
+            report["server_cpu_ms_per_post"] = round((server.cpu_seconds() - before) / len(pending) * 1000, 2)
+            report["share_of_bare_route"] = round(report["requests_per_s"] / results["floors"]["bare_route"]["requests_per_s"], 3)
+            section["code_burst"] = report
+        engine.dispose()
+    finally:
+        seed.drop_database(url)
+
+
+def _login_section(timings, elapsed, cpu, count, results) -> dict:
+    per_login = cpu / count * 1000
+    return {
+        "logins": count,
+        "flows_per_s": round(count / elapsed, 1),
+        "steps": timings.report(),
+        "server_cpu_ms_per_login": round(per_login, 2),
+        "server_cpu_ms_beyond_argon2": round(per_login - results["floors"]["argon2_verify_cpu_ms"], 2),
+    }
+
+
+def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple[int, int]], repeats: int) -> None:
+    """Review and audit pages at two sizes: p50/p95, CSV memory, SQL statements per request."""
+    url = seed.new_database(kind, workdir)
+    try:
+        seed.migrate(url)
+        app = seed.app_for(url)
+        import pyotp
+
+        support_secret = pyotp.random_base32()
+        practice = None
+        browsers = {}  # logged-in sessions survive server restarts (sessions live in the database)
+        have_users = have_events = 0
+        section = results.setdefault(kind, {}).setdefault("scale", {})
+        for users, events in sizes:
+            if practice is None:
+                practice = seed.seed_practice(app, users=users, enrolled="mixed", practice_name="Scale Practice")
+                seed.add_account(app, email="admin@scale.bench.test", role="practice_admin", practice_id=practice["practice_id"])
+                seed.add_account(app, email="support@scale.bench.test", role="support", practice_id=None,
+                                 totp_secret=support_secret)
+            else:
+                _grow_practice(app, practice["practice_id"], users - have_users)
+            seed.seed_audit(app, events=events - have_events, practice_id=practice["practice_id"])
+            have_users, have_events = users, events
+            section[f"{users}_users_{events}_events"] = _measure_pages(app, url, repeats, support_secret, users, browsers)
+        small, large = (section[f"{u}_users_{e}_events"] for u, e in sizes)
+        section["p95_ratio"] = {page: round(large["pages"][page]["p95_ms"] / small["pages"][page]["p95_ms"], 2)
+                                for page in small["pages"]}
+        section["same_query_counts"] = small["queries"] == large["queries"]
+    finally:
+        seed.drop_database(url)
+
+
+def _grow_practice(app, practice_id: int, extra: int) -> None:
+    """Add users to the existing practice (bulk), continuing its numbering."""
+    from sqlalchemy import insert
+
+    from portal.extensions import db
+    from portal.models import MfaEnrollment, User
+    from portal.models.base import utcnow
+
+    with app.app_context():
+        password_hash = db.session.scalar(text("SELECT password_hash FROM users WHERE practice_id = :p LIMIT 1"),
+                                          {"p": practice_id})
+        start = db.session.scalar(text("SELECT count(*) FROM users WHERE practice_id = :p"), {"p": practice_id})
+        now = utcnow()
+        done = 0
+        while done < extra:
+            count = min(5000, extra - done)
+            db.session.execute(insert(User), [
+                dict(email=f"grow{start + done + i:07d}@{practice_id}.bench.test",
+                     display_name=f"Bench User {start + done + i:07d}", role="clinician", practice_id=practice_id,
+                     password_hash=password_hash, active=True, session_version=1, email_verified_at=now, created_at=now,
+                     mfa_failed_count=0, failed_password_count=0)
+                for i in range(count)])
+            ids = [row[0] for row in db.session.execute(
+                text("SELECT id FROM users WHERE practice_id = :p ORDER BY id DESC LIMIT :n"), {"p": practice_id, "n": count})]
+            db.session.execute(insert(MfaEnrollment), [
+                dict(user_id=user_id, method="email", enrolled_at=now) for user_id in ids[::2]])
+            db.session.commit()
+            done += count
+            seed.progress("more users", done, extra)
+
+
+def _log_in_browsers(base: str, support_secret: str) -> dict:
+    import pyotp
+
+    admin = requests.Session()
+    page = admin.get(base + "/login")
+    admin.post(base + "/login", data={"email": "admin@scale.bench.test", "password": seed.PASSWORD,
+                                      "csrf_token": flows.token(page.text)})
+    support = requests.Session()
+    page = support.get(base + "/login")
+    support.post(base + "/login", data={"email": "support@scale.bench.test", "password": seed.PASSWORD,
+                                        "csrf_token": flows.token(page.text)})
+    page = support.get(base + "/login/code")
+    totp = pyotp.TOTP(support_secret)
+    support.post(base + "/login/code", data={"code": totp.at(time.time() - 30), "csrf_token": flows.token(page.text)})
+    page = support.get(base + "/support/confirm")
+    response = support.post(base + "/support/confirm", data={
+        "password": seed.PASSWORD, "code": totp.now(), "csrf_token": flows.token(page.text)}, allow_redirects=False)
+    assert response.status_code == 303, "support confirmation failed"
+    return {"admin": admin, "support": support}
+
+
+def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int, browsers: dict) -> dict:
+    pages = {
+        "review first page": "/practice/",
+        "review filtered": "/practice/?filter=without_mfa&q=bench",
+        "review deep page": f"/practice/?page={max(1, users // 25 - 1)}",
+        "audit (support)": "/support/audit",
+        "audit filtered (support)": "/support/audit?event_type=mfa.code_sent",
+        "audit (practice)": "/practice/audit",
+    }
+    result = {"pages": {}, "queries": {}}
+    with Server("wsgi:app", seed.server_env(url)) as server:
+        if not browsers:
+            browsers.update(_log_in_browsers(server.base, support_secret))
+        admin, support = browsers["admin"], browsers["support"]
+        for name, path in pages.items():
+            browser = support if "support" in name else admin
+            timings = flows.Timings()
+            for _ in range(repeats):
+                response = timings.timed(name, lambda: browser.get(server.base + path))
+                assert response.status_code == 200, (name, response.status_code)
+            result["pages"][name] = timings.report()[name]
+        before = {pid: kib for pid, kib in server.memory_kib("VmRSS").items()}
+        timings = flows.Timings()
+        rows = 0
+        response = timings.timed("csv", lambda: admin.get(server.base + "/practice/users.csv", stream=True))
+        for line in response.iter_lines():
+            rows += 1
+        peak = server.memory_kib("VmHWM")
+        result["csv"] = {"rows": rows - 1, "seconds": round(timings.steps["csv"][0], 2),
+                         "worker_memory_growth_mb": round(max(peak[pid] - before.get(pid, peak[pid]) for pid in peak) / 1024, 1)}
+    result["queries"] = _count_queries(app, pages)
+    return result
+
+
+def _count_queries(app, pages: dict) -> dict:
+    """SQL statements per request, counted in-process on the same code."""
+    from portal.extensions import db
+
+    counts = {}
+    with app.app_context():
+        engine = db.engine
+    statements = []
+
+    def count(*_args, **_kwargs):
+        statements.append(1)
+
+    client = app.test_client()
+    page = client.get("/login")
+    client.post("/login", data={"email": "admin@scale.bench.test", "password": seed.PASSWORD,
+                                "csrf_token": flows.token(page.get_data(as_text=True))})
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for name, path in pages.items():
+            if "support" in name:
+                continue
+            statements.clear()
+            assert client.get(path).status_code == 200
+            counts[name] = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return counts
+
+
+def verdicts(results: dict) -> list[dict]:
+    rows = []
+    for kind in ("sqlite", "postgresql"):
+        section = results.get(kind)
+        if not section:
+            continue
+        for flow in ("totp_login", "email_login"):
+            if flow in section:
+                value = section[flow]["server_cpu_ms_beyond_argon2"]
+                rows.append(dict(target=f"{kind} {flow}: CPU per login beyond argon2 <= {TARGETS['login_cpu_ms']} ms",
+                                 figure=f"{value} ms", passed=value <= TARGETS["login_cpu_ms"]))
+        if "code_burst" in section:
+            cpu = section["code_burst"]["server_cpu_ms_per_post"]
+            share = section["code_burst"]["share_of_bare_route"]
+            rows.append(dict(target=f"{kind} code POST CPU <= {TARGETS['code_cpu_ms']} ms", figure=f"{cpu} ms",
+                             passed=cpu <= TARGETS["code_cpu_ms"]))
+            rows.append(dict(target=f"{kind} code POST throughput >= 10% of bare route", figure=f"{share:.0%}",
+                             passed=share >= TARGETS["code_vs_bare"]))
+        scale = section.get("scale")
+        if scale:
+            for page, ratio in scale["p95_ratio"].items():
+                rows.append(dict(target=f"{kind} {page}: large p95 <= 1.5x small", figure=f"{ratio}x",
+                                 passed=ratio <= TARGETS["scale_p95_ratio"]))
+            rows.append(dict(target=f"{kind} same SQL statements at both sizes", figure=str(scale["same_query_counts"]),
+                             passed=scale["same_query_counts"]))
+            large = [v for k, v in scale.items() if k.endswith("_events")][-1]
+            growth = large["csv"]["worker_memory_growth_mb"]
+            rows.append(dict(target=f"{kind} CSV of {large['csv']['rows']:,} rows: worker memory growth < 50 MB",
+                             figure=f"{growth} MB", passed=growth < TARGETS["csv_memory_mb"]))
+    return rows
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Run {results['date']} on {results['machine']}.", "",
+             f"Floors: argon2id verify {results['floors']['argon2_verify_cpu_ms']} ms CPU; "
+             f"TOTP verify {results['floors']['totp_verify_cpu_ms']} ms; bare route "
+             f"{results['floors']['bare_route']['requests_per_s']} req/s (p50 {results['floors']['bare_route']['p50_ms']} ms, "
+             f"p99 {results['floors']['bare_route']['p99_ms']} ms).", "",
+             "| Target | Figure | Result |", "|---|---|---|"]
+    for row in results["verdicts"]:
+        lines.append(f"| {row['target']} | {row['figure']} | {'pass' if row['passed'] else 'FAIL'} |")
+    for kind in ("sqlite", "postgresql"):
+        section = results.get(kind, {})
+        for flow in ("totp_login", "email_login"):
+            if flow in section:
+                data = section[flow]
+                lines += ["", f"**{kind}, {flow.replace('_', ' ')}**: {data['logins']} logins, {data['flows_per_s']} flows/s, "
+                          f"{data['server_cpu_ms_per_login']} ms server CPU per login.", "",
+                          "| Step | p50 ms | p90 ms | p99 ms |", "|---|---|---|---|"]
+                for step, stats in sorted(data["steps"].items()):
+                    lines.append(f"| {step} | {stats['p50_ms']} | {stats['p90_ms']} | {stats['p99_ms']} |")
+        scale = section.get("scale")
+        if scale:
+            lines += ["", f"**{kind}, review and audit pages**", "", "| Size | Page | p50 ms | p95 ms | SQL statements |",
+                      "|---|---|---|---|---|"]
+            for size, data in scale.items():
+                if not size.endswith("_events"):
+                    continue
+                for page, stats in data["pages"].items():
+                    lines.append(f"| {size.replace('_', ' ')} | {page} | {stats['p50_ms']} | {stats['p95_ms']} | "
+                                 f"{data['queries'].get(page, '—')} |")
+                lines.append(f"| {size.replace('_', ' ')} | CSV export ({data['csv']['rows']:,} rows) | "
+                             f"{data['csv']['seconds'] * 1000:.0f} (total) | — | memory +{data['csv']['worker_memory_growth_mb']} MB |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--users", type=int, default=150, help="logins per flow")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--small", default="1000,10000", help="users,events")
+    parser.add_argument("--large", default="50000,1000000", help="users,events")
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--scale-backends", default="postgresql")
+    args = parser.parse_args()
+    results = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(), "floors": {}}
+    with tempfile.TemporaryDirectory() as workdir:
+        print("floors ...", file=sys.stderr)
+        floors(results["floors"])
+        for kind in args.backends.split(","):
+            print(f"logins on {kind} ...", file=sys.stderr)
+            login_benchmark(kind, results, workdir, users=args.users, clients=args.clients)
+        sizes = [tuple(int(n) for n in args.small.split(",")), tuple(int(n) for n in args.large.split(","))]
+        for kind in filter(None, args.scale_backends.split(",")):
+            print(f"review pages on {kind} ...", file=sys.stderr)
+            scale_benchmark(kind, results, workdir, sizes=sizes, repeats=args.repeats)
+    results["verdicts"] = verdicts(results)
+    RESULTS.mkdir(exist_ok=True)
+    stem = results["date"][:10]
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (RESULTS / f"{stem}.md").write_text(table)
+    if README.exists():
+        text_ = README.read_text()
+        start, end = "<!-- latest results -->", "<!-- end of latest results -->"
+        if start in text_ and end in text_:
+            head, rest = text_.split(start, 1)
+            README.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
