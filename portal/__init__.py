@@ -55,6 +55,7 @@ def create_app(config=None) -> Flask:
 
     app.url_map.converters["id"] = RowIdConverter
     db.init_app(app)
+    _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
     csrf.init_app(app)
     mail.init_app(app)
@@ -92,6 +93,28 @@ class RowIdConverter(IntegerConverter):
 
     def __init__(self, map):
         super().__init__(map, min=1, max=2**31 - 1)
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """SQLite (development, single host): write-ahead log so readers never block the writer,
+    normal sync (safe with WAL), and a busy timeout instead of immediate "database is locked"."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    from portal.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def set_pragmas(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 def _check_networks(networks) -> None:

@@ -45,9 +45,11 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
 
     def save_session(self, app: Flask, session: ServerSideSession, response) -> None:
         db.session.rollback()
-        for store_id in g.pop("stale_session_ids", []):
-            self._delete_session(store_id)
         super().save_session(app, session, response)
+        stale = g.pop("stale_session_ids", [])
+        if stale:  # not removed with an upsert (e.g. the session ended empty)
+            with db.engine.begin() as connection:
+                connection.execute(delete(_table).where(_table.c.session_id.in_(stale)))
 
     def _delete_expired_sessions(self) -> None:
         with db.engine.begin() as connection:
@@ -74,7 +76,10 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
     ) -> None:
         data = self.serializer.encode(session)
         expiry = utcnow() + session_lifetime
-        with db.engine.begin() as connection:
+        stale = g.pop("stale_session_ids", [])
+        with db.engine.begin() as connection:  # one transaction: drop the old id, write the new
+            if stale:
+                connection.execute(delete(_table).where(_table.c.session_id.in_(stale)))
             updated = connection.execute(
                 update(_table).where(_table.c.session_id == store_id).values(data=data, expiry=expiry)
             ).rowcount

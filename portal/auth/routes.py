@@ -125,13 +125,12 @@ def verify_code():
             context = _code_page_context(user, state, now, form=form)
             return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), 400
         try:
-            mfa_login.verify_login_code(user, form.code.data, challenge=state["challenge"], now=now)
+            mfa_login.verify_login_code(user, form.code.data, challenge=state["challenge"], now=now, completes_login=True)
         except MfaError as error:
             form.code.errors.append(str(error))
             context = _code_page_context(user, state, now, form=form)
             page = render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context)
             return page, error.status, retry_after_header(error)
-        audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": user.mfa.method}, commit=True)
         return complete_login(user, state.get("next"))
     return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
 

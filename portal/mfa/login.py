@@ -41,8 +41,10 @@ def send_login_code(user: User, *, challenge: str, now: datetime, resend: bool =
     db.session.commit()
 
 
-def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> None:
+def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetime, completes_login: bool = False) -> None:
     """Accept the code of the user's method once, or raise.
+
+    With `completes_login`, the "login.succeeded" event is written in the same transaction.
 
     Raises MalformedCode, AccountLocked, InvalidCode, CodeExpired, CodeUsedUp, NoActiveCode.
     """
@@ -61,6 +63,8 @@ def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetim
     enrollment.last_used_at = now
     codes.record_success(user, now)
     audit.record("mfa.code_verified", subject=user, now=now, detail={"method": enrollment.method, "purpose": "login"})
+    if completes_login:
+        audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": enrollment.method})
     db.session.commit()
 
 

@@ -62,10 +62,14 @@ def clones(app, client, count: int) -> list:
     return copies
 
 
-def log_in(app, email: str):
+def log_in(app, email: str, *, open_code_page: bool = True):
+    """Give the password; then, as a browser does after the 303, load the code page (which
+    stores the form's CSRF token in the session, so later code submissions leave it as is)."""
     client = app.test_client()
     response = client.post("/login", data={"email": email, "password": PASSWORD})
     assert response.status_code == 303 and response.headers["Location"] == "/login/code"
+    if open_code_page:
+        assert client.get("/login/code").status_code == 200
     return client
 
 
@@ -195,6 +199,30 @@ def test_the_failure_that_locks_says_so_in_any_session(race_app, outbox, clock):
     assert response.status_code == 429, (response.status_code, shown)
     assert int(response.headers["Retry-After"]) > 0
     assert "Too many incorrect codes" in response.get_data(as_text=True)
+
+
+def test_racing_requests_on_one_session_get_no_server_error(race_app, outbox, clock):
+    """While the winning code renews the session id, do the 19 losing requests on the old id,
+    each of which also saves the session, all get an answer rather than a server error?
+
+    A scripted client posts codes without loading the code page, so every losing request
+    adds its CSRF token and saves the session; three rounds make a lost race near certain.
+    """
+    for round_ in range(3):
+        email = f"race-session-{round_}@example.test"
+        user = make_user(email)
+        make_enrollment(user, "sms", phone=E164)
+        clients = clones(race_app, log_in(race_app, email, open_code_page=False), THREADS)
+        code = last_code(outbox, E164, "sms")
+
+        def attempt(i):
+            try:
+                return clients[i].post("/login/code", data={"code": code}).status_code
+            except Exception as error:  # TESTING propagates what production answers with a 500
+                return f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+
+        outcomes = fire(THREADS, attempt)
+        assert all(isinstance(outcome, int) and outcome < 500 for outcome in outcomes), (round_, outcomes)
 
 
 def test_audit_chain_stays_intact_when_code_submissions_race(race_app, outbox, clock):
