@@ -152,6 +152,15 @@ def check_send_allowed(user: User, channel: str, destination: str, now: datetime
             raise SendThrottled(timedelta(hours=1), reason="volume")
 
 
+def void_live_codes(user: User, now: datetime, *, purpose: str | None = None) -> None:
+    """Make every unused code of the user (of one purpose, or all) stop working. Not committed."""
+    statement = update(MfaCode).where(MfaCode.user_id == user.id, MfaCode.consumed_at.is_(None),
+                                      MfaCode.voided_at.is_(None))
+    if purpose is not None:
+        statement = statement.where(MfaCode.purpose == purpose)
+    db.session.execute(statement.values(voided_at=now).execution_options(synchronize_session=False))
+
+
 def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str, now: datetime) -> tuple[MfaCode, str]:
     """Create a code, voiding every earlier live code of this user and purpose.
 
@@ -161,13 +170,7 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     """
     check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge)
     code = generate_code()
-    db.session.execute(
-        update(MfaCode)
-        .where(MfaCode.user_id == user.id, MfaCode.purpose == purpose,
-               MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None))
-        .values(voided_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    void_live_codes(user, now, purpose=purpose)
     record = MfaCode(
         user_id=user.id,
         purpose=purpose,

@@ -187,12 +187,7 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
     )
     db.session.add(enrollment)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
-    db.session.execute(
-        update(codes.MfaCode)
-        .where(codes.MfaCode.user_id == user.id, codes.MfaCode.consumed_at.is_(None), codes.MfaCode.voided_at.is_(None))
-        .values(voided_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    codes.void_live_codes(user, now)
     end_all_sessions(user)
     db.session.flush()
     audit.record(
@@ -233,12 +228,7 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
     previous = user.mfa.method
     db.session.delete(user.mfa)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
-    db.session.execute(
-        update(codes.MfaCode)
-        .where(codes.MfaCode.user_id == user.id, codes.MfaCode.consumed_at.is_(None), codes.MfaCode.voided_at.is_(None))
-        .values(voided_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    codes.void_live_codes(user, now)
     user.mfa_failed_count = 0
     user.mfa_locked_until = None
     end_all_sessions(user)

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from portal.extensions import db
 from portal.models.base import UTCDateTime, utcnow
@@ -19,14 +19,19 @@ _DETAILS_CHECK = (
 )
 
 
-class MfaEnrollment(db.Model):
-    """The user's active second factor. One row per user: one method per user."""
+class _MethodDetails:
+    """A method and what it needs: a phone number for SMS, an encrypted secret for apps.
 
-    __tablename__ = "mfa_enrollments"
-    __table_args__ = (
-        CheckConstraint(_METHOD_CHECK, name="method_allowed"),
-        CheckConstraint(_DETAILS_CHECK, name="details_match_method"),
-    )
+    Shared by the active method and the one being set up; one row per user in each.
+    """
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        # New constraint objects per table (a constraint can belong to one table only).
+        return (
+            CheckConstraint(_METHOD_CHECK, name="method_allowed"),
+            CheckConstraint(_DETAILS_CHECK, name="details_match_method"),
+        )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
@@ -34,6 +39,13 @@ class MfaEnrollment(db.Model):
     phone_e164: Mapped[str | None] = mapped_column(String(16))
     # Fernet token (MultiFernet, keys from configuration); never the plain secret.
     totp_secret: Mapped[str | None] = mapped_column(Text)
+
+
+class MfaEnrollment(_MethodDetails, db.Model):
+    """The user's active second factor. One row per user: one method per user."""
+
+    __tablename__ = "mfa_enrollments"
+
     # The last accepted TOTP time step; any step at or before it is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -46,20 +58,11 @@ class MfaEnrollment(db.Model):
         return METHOD_LABELS[self.method]
 
 
-class MfaPendingEnrollment(db.Model):
+class MfaPendingEnrollment(_MethodDetails, db.Model):
     """A method being set up; inactive until its code is verified. At most one per user."""
 
     __tablename__ = "mfa_pending_enrollments"
-    __table_args__ = (
-        CheckConstraint(_METHOD_CHECK, name="method_allowed"),
-        CheckConstraint(_DETAILS_CHECK, name="details_match_method"),
-    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
-    method: Mapped[str] = mapped_column(String(10))
-    phone_e164: Mapped[str | None] = mapped_column(String(16))
-    totp_secret: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
