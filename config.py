@@ -196,6 +196,8 @@ class ProductionConfig(Config):
         key = settings.get("SECRET_KEY")
         if not key or key in {DEV_SECRET_KEY, TestingConfig.SECRET_KEY} or len(key) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if settings.get("DEBUG") or os.environ.get("FLASK_DEBUG", "").lower() in {"1", "true", "yes", "on"}:
+            problems.append("debug mode must be off in production (unset FLASK_DEBUG)")
         if settings.get("DEV_OUTBOX"):
             problems.append("DEV_OUTBOX must be off in production")
         if settings.get("EMAIL_ALLOW_TEST_DOMAIN"):

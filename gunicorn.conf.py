@@ -8,6 +8,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 accesslog = "-"
-# The access log never records query strings, which can carry one-time link tokens.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+# The access log records no query strings, and masks the one-time tokens of invitation and
+# password-reset links (they are part of the path).
+logger_class = "portal.logging.PortalGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -25,7 +25,37 @@ from portal.models.session import ServerSession
 _table = ServerSession.__table__
 
 
-class DatabaseSessionInterface(ServerSideSessionInterface):
+class _NoRevival:
+    """A session read from the store is only ever updated, never re-created.
+
+    Otherwise a request still running when the user logs out (or when support ends the
+    session) would write the ended session back at its end, and the old cookie would work again.
+    A brand-new or regenerated session id is created as usual.
+    """
+
+    def open_session(self, app: Flask, request) -> ServerSideSession:
+        session = super().open_session(app, request)
+        session.from_store = bool(session)
+        return session
+
+    def regenerate(self, session: ServerSideSession) -> None:
+        super().regenerate(session)
+        session.from_store = False
+
+
+class RedisSessions(_NoRevival, RedisSessionInterface):
+    """Flask-Session's Redis store; an existing session is only updated (SET ... XX)."""
+
+    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+        data = self.serializer.encode(session)
+        ttl = int(session_lifetime.total_seconds())
+        if getattr(session, "from_store", False):
+            self.client.set(name=store_id, value=data, ex=ttl, xx=True)
+        else:
+            self.client.set(name=store_id, value=data, ex=ttl)
+
+
+class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
     """Flask-Session store backed by the portal's own `sessions` table.
 
     Writes happen when the response is saved, after the request's own transaction is over:
@@ -42,6 +72,7 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
             stale.append(self._get_store_id(session.sid))
             session.sid = self._generate_sid(self.sid_length)
             session.modified = True
+        session.from_store = False
 
     def save_session(self, app: Flask, session: ServerSideSession, response) -> None:
         db.session.rollback()
@@ -83,7 +114,7 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
             updated = connection.execute(
                 update(_table).where(_table.c.session_id == store_id).values(data=data, expiry=expiry)
             ).rowcount
-            if not updated:
+            if not updated and not getattr(session, "from_store", False):
                 connection.execute(insert(_table).values(session_id=store_id, data=data, expiry=expiry))
 
 
@@ -98,7 +129,7 @@ def init_sessions(app: Flask) -> None:
     redis_url = app.config.get("SESSION_REDIS_URL")
     if redis_url:
         client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-        app.session_interface = RedisSessionInterface(app, client=client, **options)
+        app.session_interface = RedisSessions(app, client=client, **options)
     else:
         app.session_interface = DatabaseSessionInterface(app, cleanup_n_requests=200, **options)
 

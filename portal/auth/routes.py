@@ -165,9 +165,11 @@ def resend_code():
 
 
 @bp.route("/logout", methods=["POST"])
+@public
 def logout():
-    """End the session on the server and in the browser."""
-    audit.record("logout", actor=current_user, subject=current_user, commit=True)
+    """End the session on the server and in the browser (also a half-finished Log In)."""
+    if current_user.is_authenticated:
+        audit.record("logout", actor=current_user, subject=current_user, commit=True)
     logout_user()
     session.clear()
     response = redirect(url_for("auth.login", logged_out=1), code=303)

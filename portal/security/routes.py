@@ -1,7 +1,7 @@
 from flask import flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from portal import clock, limits
+from portal import audit, clock, limits
 from portal.access import start_session_clock
 from portal.accounts import lockout, passwords
 from portal.auth import pending as pending_login
@@ -126,6 +126,8 @@ def confirm_password():
         form.password.errors.append("Too many incorrect passwords. For your security, try again in 15 minutes.")
         return _panel(429, password_form=form)
     if not correct:
+        audit.record("reauth.failed", outcome="failure", actor=user, subject=user, now=now,
+                     detail={"where": "security"}, commit=True)
         lockout.record_password_failure(user, now)
         form.password.errors.append("That password is not correct.")
         return _panel(401, password_form=form)

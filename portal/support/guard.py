@@ -27,7 +27,11 @@ def network_allowed() -> bool:
 
 
 def mark_confirmed(now: datetime) -> None:
+    """Record the confirmation in a new session id (a step up in privilege)."""
+    from portal.sessions import regenerate_session_id
+
     session[CONFIRMED_KEY] = int(now.timestamp())
+    regenerate_session_id(current_app, session)
 
 
 def is_confirmed(now: datetime) -> bool:

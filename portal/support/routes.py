@@ -43,6 +43,8 @@ def confirm():
         user = current_user._get_current_object()
         correct = passwords.verify_password(user.password_hash, form.password.data)
         if lockout.password_locked(user, now) or not correct:
+            audit.record("reauth.failed", outcome="failure", actor=user, subject=user, now=now,
+                         detail={"where": "support"}, commit=True)
             if not lockout.password_locked(user, now):
                 lockout.record_password_failure(user, now)
             form.password.errors.append("That password is not correct.")

@@ -4,7 +4,8 @@ many requests carry it at once, and do parallel sessions still share one failure
 Twenty threads wait on a barrier and fire together. HTTP threads each have their own test
 client holding the same pending-login session cookie, as twenty tabs (or an attacker replaying
 a captured request) would. PostgreSQL is the real check; SQLite serialises writers, so the
-same assertions hold there too.
+same assertions hold there too. The last tests ask what such races do to the server-side
+session store and to the audit chain.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import pytest
+from flask import request
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -28,14 +30,24 @@ from tests.functional.mfa_helpers import last_code
 
 THREADS = 20
 E164 = "+12025550143"
+POOL = {"pool_pre_ping": True, "pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30}
 
 
 @pytest.fixture
 def race_app(make_app, app):
-    """The app under test with a connection pool large enough for every thread at once."""
-    return make_app(SQLALCHEMY_ENGINE_OPTIONS={
-        "pool_pre_ping": True, "pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30,
-    })
+    """The app under test, with a connection pool large enough for every thread at once.
+
+    Unchanged sessions are not re-saved on every request here (SESSION_REFRESH_EACH_REQUEST
+    off), so these races exercise code verification alone; how the session store copes with
+    racing saves is tested separately, with the default setting (`session_app`).
+    """
+    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=False)
+
+
+@pytest.fixture
+def session_app(make_app, app):
+    """The app under test with default session settings (every request saves its session)."""
+    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL)
 
 
 def fire(count: int, action) -> list:
@@ -117,7 +129,7 @@ def test_one_totp_code_sent_twenty_times_at_once_logs_in_once(race_app, clock):
 
 def test_verify_service_consumes_a_code_once_under_contention(make_app, app, clock):
     """Does codes.verify, called by 20 threads at once with the right code, accept it once?"""
-    service = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30})
+    service = make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL)
     user = make_user("race-service@example.test")
     make_enrollment(user, "sms", phone=E164)
     now, challenge = clock.now(), codes.new_challenge()
@@ -201,18 +213,17 @@ def test_the_failure_that_locks_says_so_in_any_session(race_app, outbox, clock):
     assert "Too many incorrect codes" in response.get_data(as_text=True)
 
 
-def test_racing_requests_on_one_session_get_no_server_error(race_app, outbox, clock):
+def test_racing_requests_on_one_session_get_no_server_error(session_app, outbox, clock):
     """While the winning code renews the session id, do the 19 losing requests on the old id,
-    each of which also saves the session, all get an answer rather than a server error?
+    each of which saves the session again, all get an answer rather than a server error?
 
-    A scripted client posts codes without loading the code page, so every losing request
-    adds its CSRF token and saves the session; three rounds make a lost race near certain.
+    Up to five rounds make a lost race (two saves inserting the retired id at once) near certain.
     """
-    for round_ in range(3):
+    for round_ in range(5):
         email = f"race-session-{round_}@example.test"
         user = make_user(email)
         make_enrollment(user, "sms", phone=E164)
-        clients = clones(race_app, log_in(race_app, email, open_code_page=False), THREADS)
+        clients = clones(session_app, log_in(session_app, email, open_code_page=False), THREADS)
         code = last_code(outbox, E164, "sms")
 
         def attempt(i):
@@ -223,6 +234,34 @@ def test_racing_requests_on_one_session_get_no_server_error(race_app, outbox, cl
 
         outcomes = fire(THREADS, attempt)
         assert all(isinstance(outcome, int) and outcome < 500 for outcome in outcomes), (round_, outcomes)
+
+
+def test_a_request_in_flight_at_logout_does_not_revive_the_session(session_app):
+    """If a page is still loading in another tab when the user logs out, does its end bring
+    the logged-out session back, so that the old cookie works again (checklist 41, 45)?"""
+    entered, release = threading.Event(), threading.Event()
+
+    @session_app.before_request
+    def hold_marked_requests():
+        if request.headers.get("X-Test-Hold"):
+            entered.set()
+            release.wait(timeout=10)
+
+    make_user("tab@example.test")
+    browser = session_app.test_client()
+    response = browser.post("/login", data={"email": "tab@example.test", "password": PASSWORD})
+    assert response.headers["Location"] == "/"
+    other_tab, stolen = clones(session_app, browser, 2)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow_page = pool.submit(other_tab.get, "/", headers={"X-Test-Hold": "1"})
+        assert entered.wait(timeout=10)  # the slow page has read the logged-in session
+        assert browser.post("/logout").status_code == 303
+        assert stolen.get("/").status_code == 303  # logged out
+        release.set()
+        slow_page.result(timeout=10)
+    response = stolen.get("/")
+    assert response.status_code == 303 and response.headers["Location"].startswith("/login"), (
+        "the session came back after logout")
 
 
 def test_audit_chain_stays_intact_when_code_submissions_race(race_app, outbox, clock):

@@ -87,3 +87,34 @@ def test_every_response_has_a_request_id_and_headers(client):
 def test_unknown_page_is_a_generic_404(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404 and "We could not find that page." in response.get_data(as_text=True)
+
+
+def test_csp_and_htmx_configuration(client):
+    """Is the page locked down: no inline or eval'd script, no plugins, htmx held to its own origin?"""
+    response = client.get("/login")
+    csp = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'self'" and csp["script-src"] == "'self'" and csp["object-src"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert "unsafe" not in response.headers["Content-Security-Policy"]
+    import json
+    import re
+
+    html = response.get_data(as_text=True)
+    config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", html).group(1))
+    assert config["selfRequestsOnly"] is True and config["allowScriptTags"] is False and config["allowEval"] is False
+    assert "<script>" not in html and " style=" not in html and "onclick" not in html
+
+
+def test_generic_500_page_has_a_reference_and_no_trace(make_app, app):
+    broken = make_app()
+
+    @broken.route("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    broken.view_functions["boom"].is_public = True
+    response = broken.test_client().get("/boom")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in html and response.headers["X-Request-ID"] in html
+    assert "secret internals" not in html and "Traceback" not in html

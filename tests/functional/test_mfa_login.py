@@ -427,3 +427,46 @@ def test_htmx_post_after_session_ended_goes_to_log_in(make_app, app, clock):
     response = client.post("/account/security/device", data={"device": "email"},
                            headers={"HX-Request": "true", "HX-Target": "security-panel"})
     assert response.status_code == 400 and response.headers["HX-Redirect"] == "/login"
+
+
+def test_cancel_ends_the_half_finished_log_in(client, auth, outbox, sms_user):
+    """Does "Cancel and go back to Log In" really end the pending sign-in?"""
+    auth.login("sms@example.test", PASSWORD)
+    code = last_code(outbox, E164, "sms")
+    page = client.get("/login/code").get_data(as_text=True)
+    assert "Cancel and go back to Log In" in page
+    assert client.post("/logout").headers["Location"].startswith("/login")
+    assert client.get("/login/code").headers["Location"] == "/login"
+    assert auth.enter_code(code).headers["Location"] == "/login"
+
+
+def test_password_reset_does_not_bypass_mfa(client, auth, outbox, sms_user):
+    """After resetting the password, is the code still asked for at Log In?"""
+    client.post("/forgot-password", data={"email": "sms@example.test"})
+    link = outbox.link("sms@example.test")
+    client.post(link, data={"password": "a whole new passphrase", "confirm": "a whole new passphrase"})
+    response = auth.login("sms@example.test", "a whole new passphrase")
+    assert response.headers["Location"] == "/login/code"
+    assert client.get("/").status_code == 303
+
+
+def test_a_client_supplied_time_is_ignored(client, auth, totp_user, clock):
+    """Can a client make an old authenticator code valid by claiming another time?"""
+    import pyotp
+
+    user, secret = totp_user
+    auth.login("totp@example.test", PASSWORD)
+    old = pyotp.TOTP(secret).at(clock.now(), counter_offset=-5)
+    response = client.post("/login/code", data={"code": old, "time": str(int(clock.now().timestamp()) - 150)},
+                           headers={"Date": "Mon, 01 Jan 2001 00:00:00 GMT", "X-Client-Time": "978307200"})
+    assert response.status_code == 400
+
+
+def test_wrong_authenticator_codes_count_toward_the_lock(client, auth, totp_user, clock):
+    """Do wrong app codes, like wrong texted codes, lock the account at 10?"""
+    user, secret = totp_user
+    auth.login("totp@example.test", PASSWORD)
+    current = totp_now(secret, clock)
+    statuses = [auth.enter_code(wrong(current)).status_code for _ in range(10)]
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {400}
+    assert auth.enter_code(current).status_code == 429

@@ -57,9 +57,14 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/outbox", timeout=2)
         assert missing.value.code == 404
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/reset-password/SECRET-TOKEN-VALUE", timeout=10)
     finally:
         process.terminate()
         process.wait(timeout=10)
+    log = process.stdout.read().decode(errors="replace")
+    assert "/reset-password/[token]" in log  # the access log masks one-time link tokens
+    assert "SECRET-TOKEN-VALUE" not in log
 
 
 def test_gunicorn_refuses_to_start_without_a_secret_key(database_uri):

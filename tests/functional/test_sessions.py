@@ -24,7 +24,7 @@ def stored_session(app, sid):
 def test_store_matches_configuration(app):
     """Is the store the one configured: Redis with SESSION_REDIS_URL, the database otherwise?"""
     expected = RedisSessionInterface if TEST_SESSION_REDIS_URL else DatabaseSessionInterface
-    assert type(app.session_interface) is expected
+    assert isinstance(app.session_interface, expected)
 
 
 def test_login_state_lives_on_the_server(app, client, auth):

@@ -1,5 +1,7 @@
 """The restricted support area: who gets in, the fresh confirmation, and what support may do."""
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -27,7 +29,7 @@ def support(app, client, auth, clock):
 def support_urls(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("support."):
-            path = rule.rule.replace("<int:user_id>", "1").replace("<int:practice_id>", "1").replace("<int:request_id>", "1")
+            path = re.sub(r"<[^>]+>", "1", rule.rule)
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 yield path, method
 
@@ -261,3 +263,54 @@ def test_support_user_search_escapes_wildcards(client, support):
     html = client.get("/support/users?q=%25").get_data(as_text=True)
     assert "percent@example.test" not in html
 
+
+
+def test_everyone_else_gets_404_even_for_existing_ids(app, client, auth, clock):
+    """With real ids in the URL, does the support area still not admit it exists?"""
+    practice = make_practice("Id Clinic")
+    target = make_user("target@id.test", practice=practice)
+    make_enrollment(target, "email")
+    make_user("nosy@id.test", role="practice_admin", practice=practice)
+    auth.login("nosy@id.test", PASSWORD)
+    for path in (f"/support/users/{target.id}", f"/support/practices/{practice.id}"):
+        assert client.get(path).status_code == 404
+    assert client.post(f"/support/users/{target.id}/clear-mfa", data={"reason": "x", "ticket": "y"}).status_code == 404
+    assert db.session.scalar(select(func.count(MfaEnrollment.id))) == 1
+
+
+def test_clear_voids_codes_already_sent(app, client, support, outbox, clock):
+    """A code texted just before the clear: does it still complete a Log In afterwards?"""
+    practice = make_practice("Void Clinic")
+    user = make_user("void@clinic.test", practice=practice)
+    make_enrollment(user, "sms", phone=SECRET_PHONE)
+    victim = app.test_client()
+    victim.post("/login", data={"email": "void@clinic.test", "password": PASSWORD})
+    code = re.search(r"\b(\d{6})\b", outbox.last(SECRET_PHONE, "sms").body_text).group(1)
+    client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "Lost phone", "ticket": "SUP-5"})
+    response = victim.post("/login/code", data={"code": code})
+    assert response.status_code == 303 and response.headers["Location"] == "/login"
+    assert victim.get("/").status_code == 303
+
+
+def test_support_confirmation_gets_a_new_session_id(app, auth, clock):
+    from tests.conftest import session_cookie
+
+    user = make_user("step-up@portal.test", role="support")
+    secret = make_enrollment(user, "totp")
+    client = app.test_client()
+    client.post("/login", data={"email": "step-up@portal.test", "password": PASSWORD})
+    client.post("/login/code", data={"code": totp_now(secret, clock)})
+    before = session_cookie(client, app)
+    clock.advance(seconds=30)
+    client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert session_cookie(client, app) != before
+    assert client.get("/support/").status_code == 200
+
+
+def test_wrong_password_at_confirmation_is_audited(client, auth, clock):
+    user = make_user("audit-support@portal.test", role="support")
+    secret = make_enrollment(user, "totp")
+    auth.login_totp("audit-support@portal.test", PASSWORD, secret)
+    client.post("/support/confirm", data={"password": "wrong wrong wrong", "code": "123456"})
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "reauth.failed"))
+    assert event is not None and event.subject_id == user.id and '"where":"support"' in event.detail

@@ -79,3 +79,28 @@ def test_database_url_uses_psycopg3(raw, expected):
 
 def test_sqlite_in_instance_is_the_default():
     assert database_url(None).startswith("sqlite:///") and database_url(None).endswith("instance/portal.db")
+
+
+def test_production_refuses_debug_mode(monkeypatch):
+    """Can FLASK_DEBUG switch on the debugger (and stack traces) in production?"""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="debug mode"):
+        production()
+
+
+def test_code_failure_limit_never_exceeds_one_hundred(monkeypatch):
+    """NIST SP 800-63B: never more than 100 consecutive failures without a lock."""
+    import importlib
+
+    import config
+
+    monkeypatch.setenv("MFA_MAX_FAILED_CODES", "1000")
+    monkeypatch.setenv("PASSWORD_MAX_FAILURES", "500")
+    reloaded = importlib.reload(config)
+    try:
+        assert reloaded.Config.MFA_MAX_FAILED_CODES == 100
+        assert reloaded.Config.PASSWORD_MAX_FAILURES == 100
+    finally:
+        monkeypatch.delenv("MFA_MAX_FAILED_CODES")
+        monkeypatch.delenv("PASSWORD_MAX_FAILURES")
+        importlib.reload(config)
