@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, request, url_for
 from flask_login import LoginManager, current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx
@@ -65,7 +66,10 @@ def init_login_manager(login_manager: LoginManager) -> None:
             user_id, version = (int(part) for part in str(alternative_id).split(":"))
         except ValueError:
             return None
-        user = db.session.scalar(select(User).where(User.id == user_id))
+        # One statement for what nearly every page needs: the user, their method, their practice.
+        user = db.session.scalar(
+            select(User).options(joinedload(User.mfa), joinedload(User.practice)).where(User.id == user_id)
+        )
         if user is None or not user.active or user.session_version != version:
             return None
         return user

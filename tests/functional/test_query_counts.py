@@ -122,13 +122,13 @@ def review_statements(client, statements, member_id) -> dict[str, list[str]]:
 # page 5 (coverage, table count, table page, open request, latest request); the CSV 1 (all rows,
 # streamed); the security events 1 (one page, actor/subject/practice joined in); a member 1.
 REVIEW_LIMITS = {
-    "review page": 11,
-    "review page, filtered, sorted, page 3": 11,
-    "review table fragment (HTMX)": 11,
-    "CSV download": 7,
-    "CSV download, filtered": 7,
-    "security events": 7,
-    "one member": 7,
+    "review page": 8,
+    "review page, filtered, sorted, page 3": 8,
+    "review table fragment (HTMX)": 8,
+    "CSV download": 4,
+    "CSV download, filtered": 4,
+    "security events": 4,
+    "one member": 4,
 }
 
 
@@ -154,21 +154,18 @@ def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
         assert len(small[label]) <= limit, (label, small[label])
 
 
-# What the Log In steps cost today, with database sessions. PostgreSQL pays one more statement
-# per audit row (the advisory lock that serialises the hash chain).
-# - Password only (11 / 13): find the user by email; reload them after the password check's
-#   commit; audit "password succeeded" (latest hash + insert); reload user, MFA and practice after
-#   that commit (code step? must enroll?); audit "login succeeded"; save the new session
-#   (select + insert).
-# - Code step, TOTP (16 / 18): session, user and MFA; claim the TOTP step (replay guard); last MFA
-#   login and last used; audit "code verified"; reload user and MFA after the commit; audit "login
-#   succeeded"; drop the old session id; reload the user; save the new session (select + insert).
-# - Security tab (7 / 7): session, user, MFA, practice, any method being set up, session save
-#   (select + update).
+# What the Log In steps cost today, with database sessions (the same on both databases):
+# - Password only (11): find the user by email; audit "password succeeded" and "login succeeded"
+#   (each: take the chain lock, read the latest hash, insert); reload the user after the commit;
+#   save the new session (update, then insert).
+# - Code step, TOTP (16): session; user with method and practice (one joined query); claim the
+#   TOTP step (replay guard); last MFA login and last used; audit "code verified" and "login
+#   succeeded" (3 each); reload the user after the commit; save the new session, dropping the old id.
+# - Security tab (4): session; user with method and practice; any method being set up; session save.
 LOGIN_LIMITS = {
     "password only": {"sqlite": 11, "postgresql": 11},
-    "code step (TOTP)": {"sqlite": 18, "postgresql": 18},
-    "security tab after password confirmation": {"sqlite": 7, "postgresql": 7},
+    "code step (TOTP)": {"sqlite": 16, "postgresql": 16},
+    "security tab after password confirmation": {"sqlite": 4, "postgresql": 4},
 }
 
 
