@@ -1,20 +1,20 @@
-from flask_wtf import FlaskForm
+from portal.forms import PortalForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = EmailField("Email", validators=[DataRequired(message="Enter your email address."), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password."), Length(max=256)])
     submit = SubmitField("Log In")
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(PortalForm):
     email = EmailField("Email", validators=[DataRequired(message="Enter your email address."), Length(max=254)])
     submit = SubmitField("Email me a reset link")
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(PortalForm):
     password = PasswordField(
         "New password",
         validators=[DataRequired(message="Choose a password."), Length(max=256)],
@@ -27,13 +27,13 @@ class NewPasswordForm(FlaskForm):
     submit = SubmitField("Set password")
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(PortalForm):
     submit = SubmitField("Log Out")
 
 
 
 
-class CodeForm(FlaskForm):
+class CodeForm(PortalForm):
     code = StringField(
         "Enter the code provided",
         validators=[DataRequired(message="Enter the 6-digit code."), Length(max=32, message="Enter the 6-digit code: six digits, 0 to 9.")],
@@ -42,5 +42,5 @@ class CodeForm(FlaskForm):
     submit = SubmitField("Verify")
 
 
-class ResendForm(FlaskForm):
+class ResendForm(PortalForm):
     """The "click here" resend: a button with no fields, CSRF-protected."""

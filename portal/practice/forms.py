@@ -1,11 +1,11 @@
-from flask_wtf import FlaskForm
+from portal.forms import PortalForm
 from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.models.user import PRACTICE_ROLES, ROLE_LABELS
 
 
-class InviteUserForm(FlaskForm):
+class InviteUserForm(PortalForm):
     email = EmailField("Email", validators=[DataRequired(message="Enter the person's email address."), Length(max=254)])
     display_name = StringField("Name", validators=[DataRequired(message="Enter the person's name."), Length(max=120)])
     role = SelectField(
@@ -16,6 +16,6 @@ class InviteUserForm(FlaskForm):
     submit = SubmitField("Send invitation")
 
 
-class RequestRequirementForm(FlaskForm):
+class RequestRequirementForm(PortalForm):
     note = TextAreaField("Note for support (optional)", validators=[Optional(), Length(max=1000)])
     submit = SubmitField("Send request to support")

@@ -1,20 +1,20 @@
-from flask_wtf import FlaskForm
+from portal.forms import PortalForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from portal.auth.forms import CodeForm, ResendForm
 
 
-class ConfirmPasswordForm(FlaskForm):
+class ConfirmPasswordForm(PortalForm):
     password = PasswordField("Password", validators=[DataRequired(message="Enter your password."), Length(max=256)])
     submit = SubmitField("Continue")
 
 
-class ChooseDeviceForm(FlaskForm):
+class ChooseDeviceForm(PortalForm):
     """The "Choose MFA Device:" buttons; the pressed button's value names the device."""
 
 
-class PhoneNumberForm(FlaskForm):
+class PhoneNumberForm(PortalForm):
     phone = StringField(
         "Phone Number",
         validators=[DataRequired(message="Enter your phone number."), Length(max=40, message="Enter a US phone number.")],

@@ -1,4 +1,4 @@
-from flask_wtf import FlaskForm
+from portal.forms import PortalForm
 from wtforms import PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
@@ -10,19 +10,19 @@ class ConfirmForm(CodeForm):
     submit = SubmitField("Confirm")
 
 
-class ClearMfaForm(FlaskForm):
+class ClearMfaForm(PortalForm):
     reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)],
                            description="For example: lost phone, identity checked by a call-back to the practice.")
     ticket = StringField("Support ticket reference", validators=[DataRequired(message="Give the ticket reference."), Length(max=100)])
     submit = SubmitField("Clear MFA settings")
 
 
-class RequirementForm(FlaskForm):
+class RequirementForm(PortalForm):
     reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)])
     submit = SubmitField("Save")
 
 
-class DecideRequestForm(FlaskForm):
+class DecideRequestForm(PortalForm):
     note = TextAreaField("Note for the practice admin", validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])
     approve = SubmitField("Approve")
     decline = SubmitField("Decline")

@@ -777,3 +777,12 @@ def test_no_practice_route_changes_a_users_mfa(app):
         if rule.rule.startswith("/practice") and rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
     }
     assert changing == {"/practice/requests", "/practice/invitations"}
+
+
+def test_control_characters_in_free_text_are_refused(client, alder_admin):
+    """A NUL in a note or a name: a clear 400, never a database error."""
+    response = client.post("/practice/requests", data={"note": "please\x00now"})
+    assert response.status_code == 400
+    assert "Remove the control characters" in response.get_data(as_text=True)
+    response = client.post("/practice/invitations", data={"email": "nul@alder.test", "display_name": "Ada\x00", "role": "staff"})
+    assert response.status_code == 400
