@@ -90,6 +90,7 @@ class Config:
     MAIL_TIMEOUT_SECONDS = _int("MAIL_TIMEOUT_SECONDS", 10)
 
     DEV_OUTBOX = _bool("DEV_OUTBOX", False)
+    REQUIRE_HTTPS = False
 
     # Multi-factor authentication
     MFA_ISSUER = os.environ.get("MFA_ISSUER", os.environ.get("PORTAL_NAME", "Practice Portal"))
@@ -186,6 +187,9 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    # Plain HTTP that reaches the app (behind a proxy: X-Forwarded-Proto via TRUSTED_PROXY_COUNT)
+    # is redirected to HTTPS; health checks are exempt for the load balancer.
+    REQUIRE_HTTPS = _bool("REQUIRE_HTTPS", True)
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-portal_session"
 

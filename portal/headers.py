@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, redirect, request
 
 CSP = "; ".join(
     [
@@ -19,6 +19,14 @@ CSP = "; ".join(
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def require_https():
+        if not app.config.get("REQUIRE_HTTPS") or request.is_secure:
+            return None
+        if request.endpoint in ("health.liveness", "health.readiness"):
+            return None
+        return redirect(request.url.replace("http://", "https://", 1), code=308)
+
     @app.after_request
     def add_security_headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CSP)

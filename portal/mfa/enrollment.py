@@ -178,6 +178,7 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
     old = user.mfa
     old_method = old.method if old else None
     old_destination = mask_destination(old.method, email=user.email, phone_e164=old.phone_e164) if old else None
+    old_phone = old.phone_e164 if old is not None and old.method == "sms" and old.phone_e164 != phone_e164 else None
     if old is not None:
         db.session.delete(old)
         db.session.flush()
@@ -200,7 +201,8 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
     if old_method is None:
         messages.notify_change(user, "enabled", method=method)
     else:
-        messages.notify_change(user, "switched", method=method, old_method=old_method, old_destination=old_destination)
+        messages.notify_change(user, "switched", method=method, old_method=old_method, old_destination=old_destination,
+                               old_phone=old_phone)
     db.session.commit()
     return enrollment
 

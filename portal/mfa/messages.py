@@ -34,8 +34,9 @@ def send_code(channel: str, destination: str, code: str) -> None:
 
 
 def notify_change(user: User, event: str, *, method: str | None = None, old_method: str | None = None,
-                  old_destination: str | None = None) -> None:
-    """Email the user that their MFA was enabled, switched or cleared.
+                  old_destination: str | None = None, old_phone: str | None = None) -> None:
+    """Email the user that their MFA was enabled, switched or cleared; on a switch away from
+    SMS, also text the old number, so a hijacked switch reaches the phone that lost out.
 
     A failed notice is logged and does not undo the change the user just made.
     """
@@ -57,3 +58,10 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
         send_email(user.email, subjects[event], "mfa_notice", **context)
     except DeliveryError:
         current_app.logger.warning("MFA %s notice could not be emailed to user %s", event, user.id)
+    if old_phone and event in ("switched", "cleared"):
+        name = current_app.config["PORTAL_NAME"]
+        try:
+            send_sms(old_phone, f"{name}: this number no longer receives your sign-in codes. "
+                                "If you did not make this change, contact support.")
+        except DeliveryError:
+            current_app.logger.warning("MFA %s notice could not be texted to user %s", event, user.id)

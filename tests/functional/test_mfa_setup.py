@@ -347,3 +347,47 @@ def test_panels_move_focus_to_new_content(client, clinician, clock):
     assert 'id="mfa-heading" tabindex="-1" autofocus' in html
     html = client.post("/account/security/device", data={"device": "totp"}, headers=HTMX).get_data(as_text=True)
     assert 'id="device-heading"' in html and "autofocus" in html[html.index("device-panel"):]
+
+
+def test_switch_away_from_sms_texts_the_old_number(client, auth, outbox, clock):
+    """If someone switches my SMS to their own app, does my phone hear about it?"""
+    user = make_user("texted@example.test")
+    make_enrollment(user, "sms", phone=E164)
+    auth.login("texted@example.test", PASSWORD)
+    auth.enter_code(last_code(outbox, E164, "sms"))
+    confirm_password(client, PASSWORD)
+    client.post("/account/security/device", data={"device": "email"})
+    notice = outbox.last(E164, "sms").body_text
+    assert "no longer receives your sign-in codes" in notice and "contact support" in notice
+    assert not any(ch.isdigit() for ch in notice.split(":", 1)[1])  # no code in the notice
+
+
+def test_no_code_or_secret_leaks_into_urls_headers_cookies_or_logs(app, client, auth, outbox, clock, caplog):
+    """Across SMS setup and an authenticator setup: any code or secret in a URL, header, cookie or log?"""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    make_user("leak@example.test")
+    seen = []
+
+    def keep(response):
+        seen.append(response)
+        return response
+
+    keep(auth.login("leak@example.test", PASSWORD))
+    keep(confirm_password(client, PASSWORD))
+    keep(client.post("/account/security/phone", data={"phone": "(202) 555-0143"}))
+    code = last_code(outbox, E164, "sms")
+    keep(client.post("/account/security/verify", data={"code": code}))
+    keep(confirm_password(client, PASSWORD))
+    page = keep(client.post("/account/security/device", data={"device": "totp"}, headers=HTMX))
+    key = manual_key(page.get_data(as_text=True))
+    keep(client.post("/account/security/verify", data={"code": totp_now(key, clock)}))
+    cookies = " ".join(f"{c.key}={c.value}" for c in client._cookies.values())
+    for response in seen:
+        headers = " ".join(f"{k}: {v}" for k, v in response.headers.items())
+        for secret in (code, key, PASSWORD):
+            assert secret not in headers
+    for secret in (code, key, PASSWORD):
+        assert secret not in cookies
+        assert secret not in caplog.text

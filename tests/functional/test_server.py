@@ -40,14 +40,29 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        "TRUSTED_PROXY_COUNT": "1",  # as behind one TLS-terminating proxy
     }
     env.pop("DEV_OUTBOX", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
+    behind_tls = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+
+    def fetch(path, timeout=10):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=behind_tls)
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
     try:
-        response = wait_for(f"http://127.0.0.1:{port}/login", process)
+        wait_for(f"http://127.0.0.1:{port}/healthz", process)  # health checks answer over plain HTTP
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{port}/login", timeout=10)
+        assert plain.value.code == 308 and plain.value.headers["Location"] == f"https://127.0.0.1:{port}/login"
+        response = fetch("/login")
         body = response.read().decode()
         assert response.status == 200
         assert "<h1>Log In</h1>" in body
@@ -55,10 +70,10 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         cookie = response.headers["Set-Cookie"]
         assert cookie.startswith("__Host-portal_session=") and "Secure" in cookie and "HttpOnly" in cookie
         with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/dev/outbox", timeout=2)
+            fetch("/dev/outbox")
         assert missing.value.code == 404
         with pytest.raises(urllib.error.HTTPError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/reset-password/SECRET-TOKEN-VALUE", timeout=10)
+            fetch("/reset-password/SECRET-TOKEN-VALUE")
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -173,3 +173,38 @@ def test_concurrent_writers_keep_one_chain(make_app, app):
     db.session.expire_all()
     report = audit.verify_chain()
     assert report.ok and report.checked == 10 * len(threads)
+
+
+def test_invitation_reset_switch_and_lock_events_are_recorded(app, client, auth, outbox, clock):
+    """Are invitations, resets, switches and code locks in the trail, each with actor and subject?"""
+    admin = make_user("inviter@example.test", role="practice_admin")
+    auth.login("inviter@example.test", PASSWORD)
+    client.post("/practice/invitations", data={"email": "invitee@example.test", "display_name": "Invitee", "role": "staff"})
+    auth.logout()
+    link = outbox.link("invitee@example.test")
+    client.post(link, data={"password": "invitee passphrase", "confirm": "invitee passphrase"})
+    client.post("/forgot-password", data={"email": "invitee@example.test"})
+    client.post(outbox.link("invitee@example.test"), data={"password": "second passphrase", "confirm": "second passphrase"})
+    switcher = make_user("switch-audit@example.test")
+    make_enrollment(switcher, "email")
+    auth.login("switch-audit@example.test", PASSWORD)
+    auth.enter_code(re.search(r"\b(\d{6})\b", outbox.last("switch-audit@example.test", "email").body_text).group(1))
+    client.post("/account/security/confirm-password", data={"password": PASSWORD})
+    client.post("/account/security/device", data={"device": "totp"})
+    page = client.get("/account/security?device=totp&step=totp_qr").get_data(as_text=True)
+    key = re.search(r'id="manual-key">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    import pyotp
+
+    client.post("/account/security/verify", data={"code": pyotp.TOTP(key).at(clock.now())})
+    auth.logout()
+    auth.login("switch-audit@example.test", PASSWORD)
+    for _ in range(10):
+        auth.enter_code("000000")
+    events = {e.event_type: e for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))}
+    for kind in ("invitation.sent", "invitation.accepted", "password_reset.requested", "password_reset.completed",
+                 "mfa.switched", "mfa.locked"):
+        assert kind in events, kind
+    assert events["invitation.sent"].actor_id == admin.id and events["invitation.sent"].practice_id == admin.practice_id
+    assert events["mfa.switched"].subject_id == switcher.id
+    assert json.loads(events["mfa.switched"].detail)["previous_method"] == "email"
+    assert events["mfa.locked"].outcome == "failure"

@@ -328,3 +328,21 @@ def test_global_daily_sms_cap_stops_all_texts(make_app):
             issue_code(make_user(), T0 + timedelta(minutes=5), channel="sms", destination="+12025550149")
         # Email codes are not held back by the SMS ceiling.
         issue_code(make_user(), T0 + timedelta(minutes=6))
+
+
+def test_codes_are_compared_in_constant_time(app, monkeypatch):
+    """Is every code check done with hmac.compare_digest (no early-exit string compare)?"""
+    import hmac as hmac_module
+
+    calls = []
+    real = hmac_module.compare_digest
+
+    def spy(a, b):
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(codes.hmac, "compare_digest", spy)
+    user = make_user()
+    code = issue_code(user, T0)
+    verify(user, code, T0 + timedelta(seconds=1))
+    assert calls and all(a == b == 64 for a, b in calls)
