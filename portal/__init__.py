@@ -42,7 +42,7 @@ def create_app(config=None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
-    from portal import access, audit, cli, errors, headers, htmx
+    from portal import access, audit, cli, errors, headers, htmx, templating
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.health import bp as health_bp
@@ -81,6 +81,7 @@ def create_app(config=None) -> Flask:
     errors.init_app(app)
     headers.init_app(app)
     htmx.init_app(app)
+    templating.init_app(app)
     cli.init_app(app)
     return app
 

@@ -155,6 +155,7 @@ def resend_code():
             message, category, status = f"A new code was sent to {mfa_login.destination(user)}. Earlier codes no longer work.", "success", 200
     if wants_fragment("code-status"):
         context = _code_page_context(user, state, now, status_message=(category, message))
+        context["resend_fragment"] = True
         context["oob_form"] = status == 200  # a fresh, empty code form replaces any old error
         response = current_app.make_response((render_template("auth/_code_status.html", **context), status))
         if status in (429, 503):

@@ -1,4 +1,4 @@
-from flask import flash, redirect, request, session, url_for
+from flask import current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from portal import audit, clock, limits
@@ -64,6 +64,7 @@ def _panel_context(now, *, device=None, step=None, error=None, password_form=Non
         resend_wait=int((available_at - now).total_seconds()) + 1 if available_at else 0,
         status_message=status_message,
         reauth_minutes=max(1, reauth.seconds_left(now) // 60),
+        minutes=int(current_app.config["MFA_CODE_TTL"].total_seconds() // 60),
     )
     return context
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import driver
-from tests.e2e.server import ServerPool, add_practice_members, build_seeded_database
+from tests.e2e.server import ServerPool, add_practice_members, build_seeded_database, copy_database
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -26,7 +26,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.e2e)
 
 
@@ -77,10 +77,8 @@ def seeded_database(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def crowded_database(tmp_path_factory, seeded_database) -> Path:
     """The demo data plus 40 more users of Demo Family Practice, 12 of them with Email MFA."""
-    import shutil
-
     database = tmp_path_factory.mktemp("e2e-crowded") / "crowded.db"
-    shutil.copyfile(seeded_database, database)
+    copy_database(seeded_database, database)
     add_practice_members(database, count=40, with_mfa=12)
     return database
 
@@ -95,7 +93,7 @@ def server_pool(tmp_path_factory):
 def _serve(request, pool: ServerPool, template: Path):
     server = pool.take(template)
     yield server
-    server.stop()
+    pool.release(server)
     if getattr(request.node, "e2e_call_failed", False):
         print(f"--- server log ({server.base_url}) ---\n{server.log_tail()}")
 

@@ -63,6 +63,7 @@ class Portal:
         self.context.on("page", self._watch)
         self.page = self.context.new_page()
         self._outbox_checked = False
+        self._outbox_tab: Page | None = None
 
     # ----------------------------------------------------------------- watching for trouble
     def _watch(self, page: Page) -> None:
@@ -250,29 +251,28 @@ class Portal:
 
         Returns (message id, body), waiting up to `wait` seconds for one newer than `newer_than`.
         """
-        tab = self.context.new_page()
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                tab.goto(self.url("/dev/outbox"))
-                expect(tab.get_by_role("heading", name="Dev outbox")).to_be_visible()
-                if not self._outbox_checked:
-                    self.axe(tab)
-                    self._outbox_checked = True
-                messages = tab.locator("article.outbox-message").filter(
-                    has=tab.get_by_role("heading", name=f"{channel.upper()} to {recipient}", exact=True))
-                if subject:
-                    messages = messages.filter(has_text=subject)
-                if messages.count():
-                    newest = messages.first
-                    message_id = int(newest.get_attribute("id").removeprefix("message-"))
-                    if message_id > newer_than:
-                        return message_id, newest.locator("pre.message-body").inner_text()
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no new {channel} message to {recipient} in the dev outbox")
-                tab.wait_for_timeout(200)
-        finally:
-            tab.close()
+        if self._outbox_tab is None or self._outbox_tab.is_closed():
+            self._outbox_tab = self.context.new_page()
+        tab = self._outbox_tab
+        deadline = time.monotonic() + wait
+        while True:
+            tab.goto(self.url("/dev/outbox"))
+            expect(tab.get_by_role("heading", name="Dev outbox")).to_be_visible()
+            if not self._outbox_checked:
+                self.axe(tab)
+                self._outbox_checked = True
+            messages = tab.locator("article.outbox-message").filter(
+                has=tab.get_by_role("heading", name=f"{channel.upper()} to {recipient}", exact=True))
+            if subject:
+                messages = messages.filter(has_text=subject)
+            if messages.count():
+                newest = messages.first
+                message_id = int(newest.get_attribute("id").removeprefix("message-"))
+                if message_id > newer_than:
+                    return message_id, newest.locator("pre.message-body").inner_text()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new {channel} message to {recipient} in the dev outbox")
+            tab.wait_for_timeout(200)
 
     def latest_message_id(self, recipient: str, channel: str, subject: str | None = None) -> int:
         """The id of the newest message to `recipient` (0 if none): later reads want newer ones."""

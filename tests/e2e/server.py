@@ -7,8 +7,9 @@ own server on a free port, so flows that change demo users never see each other.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,8 +17,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tests.smtp_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "Demo-Passw0rd!"
@@ -28,6 +27,22 @@ _CONFIG_PREFIXES = ("MAIL_", "SMS_", "TWILIO_", "MFA_", "SESSION_", "SUPPORT_", 
                     "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_")
 _CONFIG_NAMES = {"SECRET_KEY", "DATABASE_URL", "DEV_OUTBOX", "PORTAL_CONFIG", "PORTAL_NAME", "PUBLIC_BASE_URL",
                  "TRUSTED_PROXY_COUNT", "EMAIL_ALLOW_TEST_DOMAIN", "FORWARDED_ALLOW_IPS"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a SQLite database with SQLite's backup API: safe in WAL mode, unlike a file copy."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def server_env(database: Path, **extra: str) -> dict[str, str]:
@@ -115,15 +130,22 @@ class Server:
         except OSError:
             return "(no server log)"
 
-    def stop(self) -> None:
-        """Stop this server by its own process id (SIGQUIT: gunicorn's quick shutdown)."""
+    def signal_stop(self) -> None:
+        """Ask this server to stop: SIGTERM, gunicorn's graceful shutdown, to its own process id."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop this server and wait for it. The master stops its worker (killing it after
+        gunicorn's 20-second graceful timeout); if the master itself hangs, kill its own process
+        group (master and worker, started in a session of their own) and nothing else."""
+        self.signal_stop()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Not yet reaped, so the group id (the master's pid) is still ours.
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
 
 def launch_server(template: Path, directory: Path) -> Server:
@@ -132,13 +154,15 @@ def launch_server(template: Path, directory: Path) -> Server:
     Returns at once; `wait_until_ready` waits for the server to answer.
     """
     database = directory / "portal.db"
-    shutil.copyfile(template, database)
+    copy_database(template, database)
     port = free_port()
-    env = server_env(database, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", GUNICORN_THREADS="4")
+    # Several servers run at once (the next test's is started early): no shared control socket.
+    env = server_env(database, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", GUNICORN_THREADS="4",
+                     GUNICORN_CMD_ARGS="--no-control-socket")
     log_path = directory / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process)
 
 
@@ -167,6 +191,12 @@ class ServerPool:
     def __init__(self, make_directory):
         self.make_directory = make_directory
         self.spares: dict[Path, Server] = {}
+        self.stopping: list[Server] = []
+
+    def release(self, server: Server) -> None:
+        """Stop a used server; its exit is awaited at the end of the run, not by the test."""
+        server.signal_stop()
+        self.stopping.append(server)
 
     def take(self, template: Path) -> Server:
         server = self.spares.pop(template, None) or launch_server(template, self.make_directory())
@@ -177,6 +207,7 @@ class ServerPool:
         return server
 
     def close(self) -> None:
-        for server in self.spares.values():
+        for server in [*self.spares.values(), *self.stopping]:
             server.stop()
         self.spares.clear()
+        self.stopping.clear()

@@ -80,7 +80,7 @@ def test_sms_enrollment_then_log_in_with_a_texted_code(server, open_portal):
     portal.log_in(CLINICIAN)
     portal.expect_path("/login/code")
     expect(page.locator("#code-instructions")).to_contain_text(
-        "We sent a 6-digit code by text message to (***) ***-0143. The code is valid for 5 minutes.")
+        "We sent a 6-digit code by text message to (***) ***-0143. The code is valid for five minutes.")
     _, code = portal.read_code(PHONE_E164, "sms", newer_than=enrolled_id)
     portal.step("login-code")
     portal.enter_code(code)
@@ -109,7 +109,7 @@ def test_email_is_enabled_at_once_and_the_next_log_in_emails_a_code(server, open
     portal.log_in(STAFF)
     portal.expect_path("/login/code")
     expect(page.locator("#code-instructions")).to_contain_text("We sent a 6-digit code by email to")
-    expect(page.locator("#code-instructions")).to_contain_text("valid for 5 minutes")
+    expect(page.locator("#code-instructions")).to_contain_text("valid for five minutes")
     _, code = portal.read_code(STAFF, "email", newer_than=notice_id)
     portal.step("login-code")
     # Codes are often copied from the email: a pasted code with a space in the middle works.
@@ -131,9 +131,11 @@ def test_authenticator_app_enrollment_then_log_in_with_the_app(server, open_port
     portal.choose_device("Authenticator Apps")
     qr = page.get_by_role("img", name="QR code for your authenticator app")
     expect(qr).to_be_visible()
-    # The QR code's text alternative is the key itself, shown right under it.
-    expect(page.locator("figure.qr-figure figcaption")).to_contain_text("Enter this key manually")
+    # The QR code's text alternative is the key itself, in the caption of the same figure.
     secret = portal.manual_key()
+    figure = page.get_by_role("figure", name=re.compile("Enter this key manually"))
+    expect(figure.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
+    expect(figure.locator("figcaption")).to_contain_text(" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)))
     if portal.js:
         portal.expect_focus_within("#device-heading")
     portal.step("qr")
@@ -170,7 +172,7 @@ def test_switching_from_email_to_an_authenticator_app(server, open_portal):
     portal.choose_device("Email")
     portal.expect_flash("Multi-factor authentication is on: Email to")
     expect(page.get_by_role("group", name="Choose MFA Device:")).to_be_visible()
-    portal.step("current-method")
+    portal.check()
 
     portal.choose_device("Authenticator Apps")
     expect(page.locator("#device-panel")).to_contain_text("Your current MFA setting stays as it is until you verify.")
@@ -180,7 +182,7 @@ def test_switching_from_email_to_an_authenticator_app(server, open_portal):
     portal.enter_code(totp_code(secret))
     portal.expect_dashboard()
     portal.expect_flash("Multi-factor authentication is on: Authenticator Apps.")
-    portal.step("switched")
+    portal.check()
     _, notice = portal.read_message(STAFF, "email", subject="Your multi-factor authentication method changed")
     assert "Authenticator Apps" in notice
 
@@ -199,4 +201,4 @@ def test_switching_from_email_to_an_authenticator_app(server, open_portal):
     portal.menu("Account Settings")
     portal.confirm_password()
     expect(page.locator("#mfa-state")).to_contain_text("MFA is on: Authenticator Apps")
-    portal.check()
+    portal.step("switched")
