@@ -69,10 +69,15 @@ def _panel_context(now, *, device=None, step=None, error=None, password_form=Non
     return context
 
 
-def _panel(status=200, **kwargs):
+def _panel(status=200, retry_after=None, **kwargs):
+    """The Security tab (or its panel for HTMX); every 429 says when to try again."""
     context = _panel_context(clock.now(), **kwargs)
     response = render("security/show_security.html", "security/_panel.html", target="security-panel", **context)
-    return response, status
+    headers = {}
+    if status == 429:
+        seconds = retry_after.total_seconds() if retry_after is not None else 60
+        headers["Retry-After"] = str(max(1, int(seconds) + 1))
+    return response, status, headers
 
 
 def _after_post(device=None, step=None, **kwargs):
@@ -125,7 +130,7 @@ def confirm_password():
     correct = passwords.verify_password(user.password_hash, form.password.data)
     if lockout.password_locked(user, now):
         form.password.errors.append("Too many incorrect passwords. For your security, try again in 15 minutes.")
-        return _panel(429, password_form=form)
+        return _panel(429, retry_after=user.password_locked_until - now, password_form=form)
     if not correct:
         audit.record("reauth.failed", outcome="failure", actor=user, subject=user, now=now,
                      detail={"where": "security"}, commit=True)
@@ -159,7 +164,7 @@ def choose_device():
         forced = policy.must_enroll(user)
         mfa_enrollment.choose_email(user, now)
     except MfaError as error:
-        return _panel(error.status, error=str(error))
+        return _panel(error.status, retry_after=getattr(error, "retry_after", None), error=str(error))
     if forced:
         return _finish_forced_email(user, now)
     _renew_login(user, now, keep_fresh=True)
@@ -195,7 +200,8 @@ def save_phone_number():
         mfa_enrollment.start_sms(current_user, form.phone.data, challenge=session[CHALLENGE_KEY], now=now)
     except MfaError as error:
         form.phone.errors.append(str(error))
-        return _panel(error.status, device="sms", step="sms_phone", phone_form=form)
+        return _panel(error.status, retry_after=getattr(error, "retry_after", None), device="sms", step="sms_phone",
+                      phone_form=form)
     return _after_post(device="sms", step="sms_code")
 
 
@@ -208,14 +214,16 @@ def resend_enrollment_code():
     challenge = session.get(CHALLENGE_KEY)
     if not challenge:
         challenge = session[CHALLENGE_KEY] = codes.new_challenge()
+    retry_after = None
     try:
         pending = mfa_enrollment.resend_sms(current_user, challenge=challenge, now=now)
     except MfaError as error:
         message, category, status = str(error), "error", error.status
+        retry_after = getattr(error, "retry_after", None)
     else:
         message, category, status = f"A new code was sent to {mask_phone(pending.phone_e164)}. Earlier codes no longer work.", "success", 200
     if is_htmx():
-        return _panel(status, step="sms_code", status_message=(category, message))
+        return _panel(status, retry_after=retry_after, step="sms_code", status_message=(category, message))
     flash(message, category)
     return redirect(url_for("security.show_security", device="sms", step="sms_code"), code=303)
 
@@ -244,7 +252,7 @@ def verify_device():
         return _panel(error.status, error=str(error))
     except MfaError as error:
         form.code.errors.append(str(error))
-        return _panel(error.status, step=step, code_form=form)
+        return _panel(error.status, retry_after=getattr(error, "retry_after", None), step=step, code_form=form)
     _renew_login(user, now, keep_fresh=False)
     destination = mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164)
     flash(f"Multi-factor authentication is on: {enrollment.label}{f' to {destination}' if destination else ''}.", "success")

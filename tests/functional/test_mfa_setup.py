@@ -391,3 +391,17 @@ def test_no_code_or_secret_leaks_into_urls_headers_cookies_or_logs(app, client, 
     for secret in (code, key, PASSWORD):
         assert secret not in cookies
         assert secret not in caplog.text
+
+
+def test_every_429_on_the_security_tab_says_when_to_retry(client, clinician, outbox, clock, mode):
+    """Resending too soon while setting up SMS: a 429 with Retry-After, plain or HTMX."""
+    confirm_password(client, PASSWORD)
+    client.post("/account/security/phone", data={"phone": PHONE})
+    response = post(client, mode, "/account/security/phone/resend")
+    if mode == "htmx":
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+        assert "You can ask for a new one in" in response.get_data(as_text=True)
+    else:
+        assert response.status_code == 303
+        assert "You can ask for a new one in" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert len(outbox.messages(E164, "sms")) == 1
