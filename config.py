@@ -52,7 +52,8 @@ class Config:
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # hide_parameters: database errors (and so logs) never carry the values being written.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
 
     # argon2id; defaults are the OWASP minimum (19 MiB, 2 iterations, 1 lane).
     ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)

@@ -405,3 +405,31 @@ def test_every_429_on_the_security_tab_says_when_to_retry(client, clinician, out
         assert response.status_code == 303
         assert "You can ask for a new one in" in client.get(response.headers["Location"]).get_data(as_text=True)
     assert len(outbox.messages(E164, "sms")) == 1
+
+
+def test_password_reentry_renews_the_session_and_failures_are_audited(app, client, clinician, clock):
+    from portal.models import AuditEvent
+    from tests.conftest import session_cookie
+
+    confirm_password(client, "not my password at all")
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "reauth.failed"))
+    assert event is not None and '"where":"security"' in event.detail and event.subject_id == clinician.id
+    before = session_cookie(client, app)
+    confirm_password(client, PASSWORD)
+    assert session_cookie(client, app) != before
+
+
+def test_database_errors_never_echo_values_into_logs(app, caplog):
+    """A failed write: does the error (and so the log) carry the phone number being written?"""
+    import logging
+
+    from sqlalchemy.exc import IntegrityError
+
+    caplog.set_level(logging.DEBUG)
+    user = make_user("echo@example.test")
+    db.session.add(MfaEnrollment(user_id=user.id, method="sms", phone_e164="+12025550199"))
+    db.session.add(MfaEnrollment(user_id=user.id, method="sms", phone_e164="+12025550199"))
+    with pytest.raises(IntegrityError) as error:
+        db.session.commit()
+    db.session.rollback()
+    assert "+12025550199" not in str(error.value)

@@ -287,6 +287,10 @@ def test_clear_voids_codes_already_sent(app, client, support, outbox, clock):
     victim.post("/login", data={"email": "void@clinic.test", "password": PASSWORD})
     code = re.search(r"\b(\d{6})\b", outbox.last(SECRET_PHONE, "sms").body_text).group(1)
     client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "Lost phone", "ticket": "SUP-5"})
+    from portal.models import MfaCode
+
+    db.session.expire_all()
+    assert all(row.voided_at is not None for row in db.session.scalars(select(MfaCode).where(MfaCode.user_id == user.id)))
     response = victim.post("/login/code", data={"code": code})
     assert response.status_code == 303 and response.headers["Location"] == "/login"
     assert victim.get("/").status_code == 303

@@ -346,3 +346,29 @@ def test_codes_are_compared_in_constant_time(app, monkeypatch):
     code = issue_code(user, T0)
     verify(user, code, T0 + timedelta(seconds=1))
     assert calls and all(a == b == 64 for a, b in calls)
+
+
+def test_authenticator_codes_and_link_tokens_are_compared_in_constant_time(app, monkeypatch):
+    import hmac as hmac_module
+
+    import pyotp
+
+    from portal.accounts import tokens
+    from portal.mfa import totp
+
+    calls = []
+    real = hmac_module.compare_digest
+
+    def spy(a, b):
+        calls.append(True)
+        return real(a, b)
+
+    monkeypatch.setattr(totp.hmac, "compare_digest", spy)
+    secret = totp.new_secret()
+    assert totp.matching_step(secret, pyotp.TOTP(secret).at(T0), T0, None) is not None
+    assert len(calls) == 3  # every step in the window, no early exit
+    calls.clear()
+    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
+    nonce, digest = tokens.new_nonce()
+    assert tokens.nonce_matches(digest, nonce)
+    assert calls
