@@ -74,6 +74,16 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
     return invitation
 
 
+def open_for_practice(practice_id: int, *, now: datetime) -> list[Invitation]:
+    """Invitations of the practice that can still be accepted, newest first."""
+    return list(db.session.scalars(
+        select(Invitation)
+        .where(Invitation.practice_id == practice_id, Invitation.accepted_at.is_(None),
+               Invitation.revoked_at.is_(None), Invitation.expires_at > now)
+        .order_by(Invitation.created_at.desc())
+    ))
+
+
 def load(token: str, *, now: datetime) -> Invitation:
     """Return the open invitation a link points to. Raises InvalidToken, TokenExpired, TokenUsed."""
     record_id, nonce = tokens.unsign(PURPOSE, token)

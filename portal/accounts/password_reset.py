@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from portal.accounts import passwords, tokens
 from portal.accounts.errors import InvalidToken, TokenExpired, TokenUsed

@@ -88,6 +88,13 @@ def open_request(practice_id: int) -> RequirementRequest | None:
     )
 
 
+def open_requests() -> list[RequirementRequest]:
+    """Every request waiting for support, oldest first."""
+    return list(db.session.scalars(
+        select(RequirementRequest).where(RequirementRequest.status == "pending").order_by(RequirementRequest.id)
+    ))
+
+
 def latest_request(practice_id: int) -> RequirementRequest | None:
     return db.session.scalar(
         select(RequirementRequest).where(RequirementRequest.practice_id == practice_id)

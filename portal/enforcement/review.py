@@ -103,7 +103,7 @@ def _filtered(practice_id: int, query: TableQuery):
     elif query.filter == "with_mfa":
         statement = statement.where(MfaEnrollment.id.is_not(None))
     if query.q:
-        pattern = "%" + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_pattern(query.q)
         statement = statement.where(
             or_(func.lower(User.display_name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))
         )
@@ -111,6 +111,18 @@ def _filtered(practice_id: int, query: TableQuery):
 
 
 NULLABLE_SORTS = {"method", "enrolled", "last_mfa"}
+
+
+def like_pattern(text: str) -> str:
+    """A case-insensitive "contains" pattern in which %, _ and \\ match themselves (escape "\\")."""
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def members(practice_id: int, limit: int = 200) -> list[User]:
+    """The practice's users by name (the invitations page lists at most `limit`)."""
+    return list(db.session.scalars(
+        select(User).where(User.practice_id == practice_id).order_by(User.display_name).limit(limit)
+    ))
 
 
 def _ordered(statement, query: TableQuery):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 
 from portal.accounts.users import end_all_sessions
 from portal import audit

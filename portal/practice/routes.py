@@ -3,7 +3,6 @@ import io
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal import clock
 from portal.access import role_required
@@ -14,9 +13,7 @@ from portal.audit import EVENT_TYPES
 from portal.delivery import DeliveryError
 from portal.enforcement import requirement, review
 from portal.enforcement.errors import EnforcementError
-from portal.extensions import db
 from portal.htmx import hx_redirect, render
-from portal.models import Invitation, User
 from portal.models.user import ROLE_LABELS
 from portal.practice import bp
 from portal.practice.forms import InviteUserForm, RequestRequirementForm
@@ -118,18 +115,8 @@ def list_audit():
 
 def _users_page(form: InviteUserForm, status: int = 200):
     practice_id = current_user.practice_id
-    pending = db.session.scalars(
-        select(Invitation)
-        .where(
-            Invitation.practice_id == practice_id,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-            Invitation.expires_at > clock.now(),
-        )
-        .order_by(Invitation.created_at.desc())
-    )
-    members = db.session.scalars(select(User).where(User.practice_id == practice_id).order_by(User.display_name).limit(200))
-    return render_template("practice/list_users.html", form=form, members=list(members), pending=list(pending),
+    return render_template("practice/list_users.html", form=form, members=review.members(practice_id),
+                           pending=invitations.open_for_practice(practice_id, now=clock.now()),
                            role_labels=ROLE_LABELS), status
 
 

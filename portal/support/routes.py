@@ -1,13 +1,12 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
 
 from portal import audit, clock, limits
 from portal.access import safe_next
 from portal.accounts import lockout, passwords
 from portal.audit.query import AuditFilter, events
 from portal.audit import EVENT_TYPES
-from portal.enforcement import requirement
+from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx
@@ -15,7 +14,7 @@ from portal.mfa import login as mfa_login
 from portal.mfa.enrollment import CannotClear, clear_by_support
 from portal.mfa.errors import MfaError
 from portal.mfa.masking import mask_destination
-from portal.models import MfaEnrollment, Practice, RequirementRequest, User
+from portal.models import Practice, RequirementRequest, User
 from portal.support import bp, guard
 from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm
 
@@ -67,35 +66,15 @@ def confirm():
 @bp.route("/")
 def index():
     """Show open requests, every practice's requirement, and user search."""
-    practices = db.session.execute(
-        select(Practice, func.count(User.id), func.count(MfaEnrollment.id))
-        .outerjoin(User, (User.practice_id == Practice.id) & User.active.is_(True))
-        .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
-        .group_by(Practice.id)
-        .order_by(Practice.name)
-    ).all()
-    open_requests = db.session.scalars(
-        select(RequirementRequest).where(RequirementRequest.status == "pending").order_by(RequirementRequest.id)
-    ).all()
-    return render_template("support/index.html", practices=practices, open_requests=open_requests,
-                           decide_form=DecideRequestForm())
+    return render_template("support/index.html", practices=directory.practices_overview(),
+                           open_requests=requirement.open_requests(), decide_form=DecideRequestForm())
 
 
 @bp.route("/users")
 def find_users():
     """Find users by email or practice name."""
     q = (request.args.get("q") or "").strip()[:100]
-    results = []
-    if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        results = db.session.execute(
-            select(User, Practice.name, MfaEnrollment.method)
-            .outerjoin(Practice, Practice.id == User.practice_id)
-            .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
-            .where(or_(User.email.like(pattern, escape="\\"), func.lower(Practice.name).like(pattern, escape="\\")))
-            .order_by(User.email)
-            .limit(50)
-        ).all()
+    results = directory.find_users(q) if q else []
     return render_template("support/find_users.html", q=q, results=results)
 
 

@@ -1,0 +1,33 @@
+"""What the support area looks up: practices with their coverage, users by email or practice."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+
+from portal.enforcement.review import like_pattern
+from portal.extensions import db
+from portal.models import MfaEnrollment, Practice, User
+
+
+def practices_overview() -> list[tuple[Practice, int, int]]:
+    """Every practice with its active users and how many of them have MFA (one query)."""
+    return db.session.execute(
+        select(Practice, func.count(User.id), func.count(MfaEnrollment.id))
+        .outerjoin(User, (User.practice_id == Practice.id) & User.active.is_(True))
+        .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
+        .group_by(Practice.id)
+        .order_by(Practice.name)
+    ).all()
+
+
+def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | None]]:
+    """Users whose email or practice name contains `q`: (user, practice name, MFA method)."""
+    pattern = like_pattern(q)
+    return db.session.execute(
+        select(User, Practice.name, MfaEnrollment.method)
+        .outerjoin(Practice, Practice.id == User.practice_id)
+        .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
+        .where(or_(User.email.like(pattern, escape="\\"), func.lower(Practice.name).like(pattern, escape="\\")))
+        .order_by(User.email)
+        .limit(limit)
+    ).all()
