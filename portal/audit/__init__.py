@@ -27,7 +27,7 @@ GENESIS = "0" * 64
 
 EVENT_TYPES = (
     "login.password_succeeded", "login.password_failed", "login.succeeded", "login.locked",
-    "logout.everywhere", "session.expired", "reauth.failed",
+    "logout.everywhere", "session.expired", "reauth.failed", "reauth.succeeded",
     "mfa.code_sent", "mfa.code_send_failed", "mfa.code_resent", "mfa.code_verified", "mfa.code_failed",
     "mfa.locked", "mfa.enrolled", "mfa.switched", "mfa.cleared",
     "practice.requirement_changed", "practice.request_made", "practice.request_decided",

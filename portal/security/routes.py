@@ -139,7 +139,7 @@ def confirm_password():
         return _panel(401, password_form=form)
     if user.failed_password_count:
         lockout.reset_password_failures(user)
-        db.session.commit()
+    audit.record("reauth.succeeded", actor=user, subject=user, now=now, detail={"where": "security"}, commit=True)
     reauth.mark_fresh(now)
     return _after_post()
 

@@ -417,6 +417,9 @@ def test_password_reentry_renews_the_session_and_failures_are_audited(app, clien
     before = session_cookie(client, app)
     confirm_password(client, PASSWORD)
     assert session_cookie(client, app) != before
+    db.session.expire_all()
+    success = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "reauth.succeeded"))
+    assert success is not None and success.subject_id == clinician.id
 
 
 def test_database_errors_never_echo_values_into_logs(app, caplog):

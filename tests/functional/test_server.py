@@ -74,12 +74,15 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         assert missing.value.code == 404
         with pytest.raises(urllib.error.HTTPError):
             fetch("/reset-password/SECRET-TOKEN-VALUE")
+        with pytest.raises(urllib.error.HTTPError):
+            fetch("/invitations/SECRET-INVITE-VALUE")
     finally:
         process.terminate()
         process.wait(timeout=10)
     log = process.stdout.read().decode(errors="replace")
     assert "/reset-password/[token]" in log  # the access log masks one-time link tokens
-    assert "SECRET-TOKEN-VALUE" not in log
+    assert "/invitations/[token]" in log
+    assert "SECRET-TOKEN-VALUE" not in log and "SECRET-INVITE-VALUE" not in log
 
 
 def test_gunicorn_refuses_to_start_without_a_secret_key(database_uri):
