@@ -25,6 +25,11 @@ MESSAGES = {
 }
 
 
+def retry_after(seconds: float) -> dict:
+    """The Retry-After header every 429 carries: whole seconds, rounded up, at least one."""
+    return {"Retry-After": str(max(1, int(seconds) + 1))}
+
+
 def render_error(status: int, message: str | None = None, reference: str | None = None):
     context = dict(
         status=status,

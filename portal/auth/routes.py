@@ -8,6 +8,7 @@ from portal.accounts.errors import AccountError, WeakPassword
 from portal.auth import bp, pending
 from portal.auth.forms import CodeForm, ForgotPasswordForm, LoginForm, NewPasswordForm, ResendForm
 from portal.delivery import DeliveryError
+from portal.errors import retry_after
 from portal.extensions import db
 from portal.htmx import hx_redirect, render, wants_fragment
 from portal.mfa import codes
@@ -94,14 +95,6 @@ def _code_page_context(user, state, now, form=None, error=None, status_message=N
     )
 
 
-def retry_after_header(error) -> dict:
-    """Retry-After for a throttled or locked answer (every 429 carries one)."""
-    retry_after = getattr(error, "retry_after", None)
-    if error.status == 429 and retry_after is not None:
-        return {"Retry-After": str(max(1, int(retry_after.total_seconds()) + 1))}
-    return {}
-
-
 def _no_pending(expired: bool):
     if expired:
         flash("Your sign-in took too long and was cancelled for your security. Log In again.", "error")
@@ -120,19 +113,22 @@ def verify_code():
     if user is None:
         return _no_pending(expired)
     form = CodeForm()
-    if request.method == "POST":
-        if not form.validate():
-            context = _code_page_context(user, state, now, form=form)
-            return render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context), 400
+    if request.method != "POST":
+        return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
+    status, headers = 400, {}
+    if form.validate():
         try:
             mfa_login.verify_login_code(user, form.code.data, challenge=state["challenge"], now=now, completes_login=True)
         except MfaError as error:
             form.code.errors.append(str(error))
-            context = _code_page_context(user, state, now, form=form)
-            page = render("auth/verify_code.html", "auth/_code_form.html", target="code-step", **context)
-            return page, error.status, retry_after_header(error)
-        return complete_login(user, state.get("next"))
-    return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
+            status = error.status
+            if error.status == 429 and getattr(error, "retry_after", None) is not None:
+                headers = retry_after(error.retry_after.total_seconds())
+        else:
+            return complete_login(user, state.get("next"))
+    page = render("auth/verify_code.html", "auth/_code_form.html", target="code-step",
+                  **_code_page_context(user, state, now, form=form))
+    return page, status, headers
 
 
 @bp.route("/login/code/resend", methods=["POST"])
@@ -159,7 +155,7 @@ def resend_code():
         context["oob_form"] = status == 200  # a fresh, empty code form replaces any old error
         response = current_app.make_response((render_template("auth/_code_status.html", **context), status))
         if status in (429, 503):
-            response.headers["Retry-After"] = str(max(1, context["resend_wait"]))
+            response.headers.update(retry_after(context["resend_wait"] - 1))
         return response
     flash(message, category)
     return redirect(url_for("auth.verify_code"), code=303)

@@ -5,7 +5,7 @@ from portal import audit, clock, limits
 from portal.access import start_session_clock
 from portal.accounts import lockout, passwords
 from portal.auth import pending as pending_login
-from portal.extensions import db
+from portal.errors import retry_after as retry_after_header
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, policy
 from portal.mfa import enrollment as mfa_enrollment
@@ -75,8 +75,7 @@ def _panel(status=200, retry_after=None, **kwargs):
     response = render("security/show_security.html", "security/_panel.html", target="security-panel", **context)
     headers = {}
     if status == 429:
-        seconds = retry_after.total_seconds() if retry_after is not None else 60
-        headers["Retry-After"] = str(max(1, int(seconds) + 1))
+        headers = retry_after_header(retry_after.total_seconds() if retry_after is not None else 60)
     return response, status, headers
 
 
