@@ -72,6 +72,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    # A session is written only when it changes. Its record lives 12 hours from the last write,
+    # never less than the absolute timeout from Log In (which writes it); the idle clock is in
+    # the session itself and is written at most once a minute.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session

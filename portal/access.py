@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, request, url_for
 from flask_login import LoginManager, current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
@@ -58,6 +58,10 @@ def init_login_manager(login_manager: LoginManager) -> None:
 
     login_manager.session_protection = None  # server-side sessions; ids are regenerated instead
     login_manager.login_view = "auth.login"
+    # One statement for what nearly every page needs: the user, their method, their practice.
+    # Built once: every request reuses its cache key and compiled SQL.
+    load_statement = select(User).options(joinedload(User.mfa), joinedload(User.practice)).where(
+        User.id == bindparam("uid"))
 
     @login_manager.user_loader
     def load_user(alternative_id: str):
@@ -66,10 +70,7 @@ def init_login_manager(login_manager: LoginManager) -> None:
             user_id, version = (int(part) for part in str(alternative_id).split(":"))
         except ValueError:
             return None
-        # One statement for what nearly every page needs: the user, their method, their practice.
-        user = db.session.scalar(
-            select(User).options(joinedload(User.mfa), joinedload(User.practice)).where(User.id == user_id)
-        )
+        user = db.session.scalar(load_statement, {"uid": user_id})
         if user is None or not user.active or user.session_version != version:
             return None
         return user

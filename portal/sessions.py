@@ -14,15 +14,24 @@ from datetime import timedelta
 from flask import Flask, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
+from flask_wtf.csrf import generate_csrf
 from itsdangerous import want_bytes
 from redis import Redis
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from portal.extensions import db
 from portal.models.base import utcnow
 from portal.models.session import ServerSession
 
 _table = ServerSession.__table__
+
+# Every request runs these; built once, so SQLAlchemy reuses their cache keys and compiled SQL.
+_SELECT = select(_table.c.data, _table.c.expiry).where(_table.c.session_id == bindparam("sid"))
+_INSERT = insert(_table).values(session_id=bindparam("sid"), data=bindparam("data"), expiry=bindparam("expiry"))
+_UPDATE = update(_table).where(_table.c.session_id == bindparam("sid")).values(
+    data=bindparam("data"), expiry=bindparam("expiry"))
+_DELETE = delete(_table).where(_table.c.session_id == bindparam("sid"))
+_DELETE_MANY = delete(_table).where(_table.c.session_id.in_(bindparam("sids", expanding=True)))
 
 
 class _NoRevival:
@@ -80,7 +89,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         stale = g.pop("stale_session_ids", [])
         if stale:  # not removed with an upsert (e.g. the session ended empty)
             with db.engine.begin() as connection:
-                connection.execute(delete(_table).where(_table.c.session_id.in_(stale)))
+                connection.execute(_DELETE_MANY, {"sids": stale})
 
     def _delete_expired_sessions(self) -> None:
         with db.engine.begin() as connection:
@@ -88,19 +97,17 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
         with db.engine.begin() as connection:
-            row = connection.execute(
-                select(_table.c.data, _table.c.expiry).where(_table.c.session_id == store_id)
-            ).first()
+            row = connection.execute(_SELECT, {"sid": store_id}).first()
             if row is None:
                 return None
             if row.expiry <= utcnow():
-                connection.execute(delete(_table).where(_table.c.session_id == store_id))
+                connection.execute(_DELETE, {"sid": store_id})
                 return None
         return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:
         with db.engine.begin() as connection:
-            connection.execute(delete(_table).where(_table.c.session_id == store_id))
+            connection.execute(_DELETE, {"sid": store_id})
 
     def _upsert_session(
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
@@ -108,14 +115,16 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         data = self.serializer.encode(session)
         expiry = utcnow() + session_lifetime
         stale = g.pop("stale_session_ids", [])
+        values = {"sid": store_id, "data": data, "expiry": expiry}
         with db.engine.begin() as connection:  # one transaction: drop the old id, write the new
             if stale:
-                connection.execute(delete(_table).where(_table.c.session_id.in_(stale)))
-            updated = connection.execute(
-                update(_table).where(_table.c.session_id == store_id).values(data=data, expiry=expiry)
-            ).rowcount
-            if not updated and not getattr(session, "from_store", False):
-                connection.execute(insert(_table).values(session_id=store_id, data=data, expiry=expiry))
+                connection.execute(_DELETE_MANY, {"sids": stale})
+            if getattr(session, "from_store", False):
+                # Only ever updated: if it was ended meanwhile, it stays ended.
+                connection.execute(_UPDATE, values)
+            else:
+                # A new or regenerated id is fresh randomness, never in the table yet.
+                connection.execute(_INSERT, values)
 
 
 def init_sessions(app: Flask) -> None:
@@ -149,3 +158,6 @@ def renew_session() -> None:
 
     regenerate_session_id(current_app, session)
     session.clear()
+    # A new CSRF token for the new session, written with it: the next page need not save again.
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)
+    generate_csrf()

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from flask import current_app
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from portal.accounts import passwords
 from portal.accounts.errors import AccountError, EmailTaken, UnknownPractice
@@ -36,12 +37,16 @@ def normalise_email(raw: str) -> str:
     return checked.normalized.lower()
 
 
+# Log In runs it on every attempt: built once, with the user's method (the next thing it needs).
+_BY_EMAIL = select(User).options(joinedload(User.mfa)).where(User.email == bindparam("email"))
+
+
 def find_by_email(email: str) -> User | None:
     try:
         email = normalise_email(email)
     except InvalidEmail:
         return None
-    return db.session.scalar(select(User).where(User.email == email))
+    return db.session.scalar(_BY_EMAIL, {"email": email})
 
 
 def authenticate(email: str, password: str, *, now: datetime) -> User | None:

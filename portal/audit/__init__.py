@@ -14,10 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime
 
 from flask import g, has_request_context, request
-from sqlalchemy import select, update
+from sqlalchemy import event as orm_events
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models.audit import AuditChainLock, AuditEvent
@@ -51,20 +54,39 @@ def row_hash(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256((prev_hash + "|" + _content(event)).encode()).hexdigest()
 
 
-def _latest_hash() -> str:
-    """The hash to link to, read only after taking the chain lock (released at commit)."""
-    locked = db.session.execute(
-        update(AuditChainLock).where(AuditChainLock.id == 1).values(writes=AuditChainLock.writes + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not locked:
+# Every audited request runs these: built once, and run on the session's connection as plain
+# statements (the ORM has nothing to track for an append-only row).
+_events = AuditEvent.__table__
+_locks = AuditChainLock.__table__
+_TAKE_LOCK = update(_locks).where(_locks.c.id == 1).values(writes=_locks.c.writes + 1)
+_LATEST = select(_events.c.row_hash).order_by(_events.c.id.desc()).limit(1)
+_INSERT = insert(_events)
+# The chain head as this transaction left it, while it holds the lock (session.info key).
+_HEAD = "audit_chain_head"
+
+
+def _latest_hash(connection) -> str:
+    """The hash to link to, read only after taking the chain lock (released at commit).
+
+    The lock is held until the transaction ends, so a transaction's second event links to its
+    first without asking again; any end of a transaction (commit, rollback, savepoint) forgets it.
+    """
+    head = db.session.info.get(_HEAD)
+    if head is not None:
+        return head
+    if not connection.execute(_TAKE_LOCK).rowcount:
         raise RuntimeError("audit_chain_lock has no row; run `flask db upgrade`")
-    last = db.session.scalar(select(AuditEvent.row_hash).order_by(AuditEvent.id.desc()).limit(1))
-    return last or GENESIS
+    return connection.execute(_LATEST).scalar() or GENESIS
+
+
+@orm_events.listens_for(Session, "after_transaction_end")
+def _forget_head(session, transaction) -> None:
+    if transaction.parent is None or transaction.nested:  # not the short inner ones of a flush
+        session.info.pop(_HEAD, None)
 
 
 def record(event_type: str, *, outcome: str = "success", actor=None, subject=None, practice_id: int | None = None,
-           detail: dict | None = None, now: datetime | None = None, commit: bool = False) -> AuditEvent:
+           detail: dict | None = None, now: datetime | None = None, commit: bool = False) -> None:
     """Add an event to the current transaction (committed with it, or now if `commit`).
 
     `actor` and `subject` are users (or None); the practice defaults to the subject's.
@@ -73,7 +95,7 @@ def record(event_type: str, *, outcome: str = "success", actor=None, subject=Non
         raise ValueError(f"Unknown audit event type {event_type!r}")
     if practice_id is None:
         practice_id = getattr(subject, "practice_id", None) or getattr(actor, "practice_id", None)
-    event = AuditEvent(
+    event = SimpleNamespace(
         occurred_at=now or utcnow(),
         event_type=event_type,
         outcome=outcome,
@@ -83,13 +105,14 @@ def record(event_type: str, *, outcome: str = "success", actor=None, subject=Non
         detail=json.dumps(detail or {}, separators=(",", ":"), sort_keys=True),
         **_request_facts(),
     )
-    event.prev_hash = _latest_hash()
+    db.session.flush()  # what the transaction has pending is written before the event that follows it
+    connection = db.session.connection()
+    event.prev_hash = _latest_hash(connection)
     event.row_hash = row_hash(event.prev_hash, event)
-    db.session.add(event)
-    db.session.flush()
+    connection.execute(_INSERT, vars(event))
+    db.session.info[_HEAD] = event.row_hash
     if commit:
         db.session.commit()
-    return event
 
 
 def init_app(app) -> None:

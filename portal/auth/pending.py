@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app, session
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.mfa import codes
@@ -18,6 +19,9 @@ from portal.models import User
 from portal.sessions import renew_session
 
 KEY = "mfa_pending"
+
+# The user with their method, in one statement built once (the code page runs it on every request).
+_USER = select(User).options(joinedload(User.mfa)).where(User.id == bindparam("uid"))
 
 
 def start(user: User, *, next_url: str | None, now: datetime) -> dict:
@@ -42,7 +46,8 @@ def current(now: datetime) -> tuple[User | None, dict | None, bool]:
     if age > current_app.config["MFA_PENDING_LOGIN_TTL"].total_seconds() or age < -60:
         clear()
         return None, None, True
-    user = db.session.scalar(select(User).where(User.id == state.get("uid")))
+    uid = state.get("uid")
+    user = db.session.scalar(_USER, {"uid": uid}) if isinstance(uid, int) else None
     if user is None or not user.active or user.session_version != state.get("ver") or user.mfa is None:
         clear()
         return None, None, True

@@ -47,12 +47,14 @@ def login():
             audit.record("login.password_failed", outcome="failure", subject=known, now=now,
                          detail={} if known else {"reason": "unknown email"}, commit=True)
             return render_template("auth/login.html", form=form, error=GENERIC_LOGIN_ERROR, next_url=next_url), 401
-        # Committed now when a code will be sent (a failed send rolls back its own work);
-        # otherwise it goes out with the login's own commit below.
-        audit.record("login.password_succeeded", subject=user, actor=user, now=now, commit=user.mfa is not None)
+        # Committed before a code is sent (a failed send rolls back its own work); without a
+        # method it goes out with the login's own commit below.
+        audit.record("login.password_succeeded", subject=user, actor=user, now=now)
         if user.mfa is not None:
+            method = user.mfa.method
             state = pending.start(user, next_url=next_url, now=now)
-            if user.mfa.method != "totp":
+            db.session.commit()
+            if method != "totp":
                 try:
                     mfa_login.send_login_code(user, challenge=state["challenge"], now=now)
                 except (SendThrottled, DeliveryFailed) as error:

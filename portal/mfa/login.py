@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal import audit
 from portal.extensions import db
@@ -68,6 +69,15 @@ def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetim
     db.session.commit()
 
 
+_enrollments = MfaEnrollment.__table__
+_CLAIM_STEP = (
+    update(_enrollments)
+    .where(_enrollments.c.id == bindparam("enrollment_id"),
+           or_(_enrollments.c.totp_last_step.is_(None), _enrollments.c.totp_last_step < bindparam("step")))
+    .values(totp_last_step=bindparam("step"), last_used_at=bindparam("now"))
+)
+
+
 def _verify_totp(user: User, enrollment: MfaEnrollment, raw_code: str, now: datetime) -> None:
     code = codes.normalise_code(raw_code)
     codes.check_not_locked(user, now)
@@ -75,14 +85,11 @@ def _verify_totp(user: User, enrollment: MfaEnrollment, raw_code: str, now: date
     step = totp.matching_step(secret, code, now, enrollment.totp_last_step)
     if step is not None:
         # Claim the step atomically: a replay, or a second request racing this one, loses.
-        claimed = db.session.execute(
-            update(MfaEnrollment)
-            .where(MfaEnrollment.id == enrollment.id,
-                   or_(MfaEnrollment.totp_last_step.is_(None), MfaEnrollment.totp_last_step < step))
-            .values(totp_last_step=step)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        claimed = db.session.execute(_CLAIM_STEP, {"enrollment_id": enrollment.id, "step": step, "now": now}).rowcount
         if claimed == 1:
+            # What the statement wrote, so the session does not write it again.
+            set_committed_value(enrollment, "totp_last_step", step)
+            set_committed_value(enrollment, "last_used_at", now)
             return
         db.session.rollback()
     replay = step is None and totp.matching_step(secret, code, now, None) is not None
