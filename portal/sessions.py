@@ -67,7 +67,8 @@ class RedisSessions(_NoRevival, RedisSessionInterface):
 class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
     """Flask-Session store backed by the portal's own `sessions` table.
 
-    Writes happen when the response is saved, after the request's own transaction is over:
+    The record is read on the request's own connection; writes happen when the response is
+    saved, after the request's own transaction is over:
     whatever the view left uncommitted is rolled back first (as the app context's teardown
     would), so a session save never commits half-done work and never waits on the request's
     own write lock (SQLite). A regenerated id's old record is deleted at that moment too.
@@ -96,13 +97,14 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
             connection.execute(delete(_table).where(_table.c.expiry <= utcnow()))
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
-        with db.engine.begin() as connection:
-            row = connection.execute(_SELECT, {"sid": store_id}).first()
-            if row is None:
-                return None
-            if row.expiry <= utcnow():
-                connection.execute(_DELETE, {"sid": store_id})
-                return None
+        # Read on the request's own connection: the request needs it next anyway, and a
+        # read changes nothing that the rollback before saving could undo.
+        row = db.session.connection().execute(_SELECT, {"sid": store_id}).first()
+        if row is None:
+            return None
+        if row.expiry <= utcnow():
+            self._delete_session(store_id)
+            return None
         return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:

@@ -82,8 +82,8 @@ def _code_page_context(user, state, now, form=None, error=None, status_message=N
     enrollment = user.mfa
     target = enrollment.phone_e164 if enrollment.method == "sms" else user.email
     by_message = enrollment.method != "totp"
-    available_at = codes.resend_available_at(user, enrollment.method, target, now, purpose="login",
-                                             challenge=state["challenge"]) if by_message else None
+    available_at, code_sent = codes.send_status(user, enrollment.method, target, now, purpose="login",
+                                                challenge=state["challenge"]) if by_message else (None, False)
     return dict(
         form=form or CodeForm(),
         resend_form=ResendForm(),
@@ -93,7 +93,7 @@ def _code_page_context(user, state, now, form=None, error=None, status_message=N
         status_message=status_message,
         resend_wait=int((available_at - now).total_seconds()) + 1 if available_at else 0,
         minutes=int(current_app.config["MFA_CODE_TTL"].total_seconds() // 60),
-        code_sent=by_message and codes.live_code_exists(user, purpose="login", challenge=state["challenge"], now=now),
+        code_sent=code_sent,
     )
 
 

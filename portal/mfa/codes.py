@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from portal import audit
 from portal.extensions import db
@@ -107,31 +107,43 @@ def record_success(user: User, now: datetime) -> None:
 # -- issuing ----------------------------------------------------------------------------
 
 
+def recent_codes(user: User, now: datetime) -> list:
+    """The user's codes of the last hour (or longer, if the cooldown or a code's life is longer):
+    everything the sending limits and the code page need, in one statement."""
+    config = current_app.config
+    window = max(timedelta(hours=1), config["MFA_RESEND_COOLDOWN"], config["MFA_CODE_TTL"])
+    return db.session.execute(_RECENT, {"user_id": user.id, "since": now - window}).all()
+
+
+_RECENT = (
+    select(MfaCode.created_at, MfaCode.purpose, MfaCode.challenge, MfaCode.consumed_at, MfaCode.voided_at,
+           MfaCode.expires_at)
+    .where(MfaCode.user_id == bindparam("user_id"), MfaCode.created_at > bindparam("since"))
+    .order_by(MfaCode.created_at)
+)
+
+
 def check_send_allowed(user: User, channel: str, destination: str, now: datetime, *,
-                       purpose: str | None = None, challenge: str | None = None) -> None:
+                       purpose: str | None = None, challenge: str | None = None, recent: list | None = None) -> None:
     """Raise SendThrottled when a new code may not be sent yet.
 
     Limits: a resend cooldown, codes per user per hour, SMS per number per day, and a daily
     ceiling on all texts. They protect users from floods and the SMS budget from pumping.
     The cooldown is between codes of one sign-in or setup (purpose and challenge), so a Log In
     right after setting up SMS still gets its code; the hourly limit counts every code.
+    `recent` is `recent_codes(user, now)` when the caller has it already.
     """
     config = current_app.config
-    recent_code = select(func.max(MfaCode.created_at)).where(MfaCode.user_id == user.id)
-    if purpose is not None and challenge is not None:
-        recent_code = recent_code.where(MfaCode.purpose == purpose, MfaCode.challenge == challenge)
-    last = db.session.scalar(recent_code)
-    if last is not None:
-        last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
-        if now - last < config["MFA_RESEND_COOLDOWN"]:
-            raise SendThrottled(config["MFA_RESEND_COOLDOWN"] - (now - last))
+    if recent is None:
+        recent = recent_codes(user, now)
+    same_step = [row.created_at for row in recent
+                 if purpose is None or challenge is None or (row.purpose == purpose and row.challenge == challenge)]
+    if same_step and now - same_step[-1] < config["MFA_RESEND_COOLDOWN"]:
+        raise SendThrottled(config["MFA_RESEND_COOLDOWN"] - (now - same_step[-1]))
     hour_ago = now - timedelta(hours=1)
-    recent = list(db.session.scalars(
-        select(MfaCode.created_at).where(MfaCode.user_id == user.id, MfaCode.created_at > hour_ago)
-        .order_by(MfaCode.created_at)
-    ))
-    if len(recent) >= config["MFA_CODES_PER_HOUR"]:
-        raise SendThrottled(recent[0] + timedelta(hours=1) - now, reason="volume")
+    last_hour = [row.created_at for row in recent if row.created_at > hour_ago]
+    if len(last_hour) >= config["MFA_CODES_PER_HOUR"]:
+        raise SendThrottled(last_hour[0] + timedelta(hours=1) - now, reason="volume")
     if channel == "sms":
         day_ago = now - timedelta(days=1)
         sent = list(db.session.scalars(
@@ -186,21 +198,23 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     return record, code
 
 
-def live_code_exists(user: User, *, purpose: str, challenge: str, now: datetime) -> bool:
-    """Is a usable code waiting for this sign-in or setup? (So the page never claims one was sent.)"""
-    return db.session.scalar(
-        select(func.count(MfaCode.id)).where(
-            MfaCode.user_id == user.id, MfaCode.purpose == purpose, MfaCode.challenge == challenge,
-            MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None), MfaCode.expires_at > now,
-        )
-    ) > 0
+def send_status(user: User, channel: str, destination: str, now: datetime, *, purpose: str,
+                challenge: str) -> tuple[datetime | None, bool]:
+    """For the code page: when "click here" works again (None: now), and whether a usable code
+    is waiting for this sign-in or setup (so the page never claims one was sent)."""
+    recent = recent_codes(user, now)
+    live = any(row.purpose == purpose and row.challenge == challenge and row.consumed_at is None
+               and row.voided_at is None and row.expires_at > now for row in recent)
+    return resend_available_at(user, channel, destination, now, purpose=purpose, challenge=challenge,
+                               recent=recent), live
 
 
 def resend_available_at(user: User, channel: str, destination: str, now: datetime, *,
-                        purpose: str | None = None, challenge: str | None = None) -> datetime | None:
+                        purpose: str | None = None, challenge: str | None = None,
+                        recent: list | None = None) -> datetime | None:
     """When "click here" will work again, or None if it works now."""
     try:
-        check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge)
+        check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge, recent=recent)
     except SendThrottled as throttled:
         return now + throttled.retry_after
     return None
@@ -214,7 +228,8 @@ def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: date
 
     Raises MalformedCode (not counted), AccountLocked, NoActiveCode, CodeExpired, CodeUsedUp,
     InvalidCode. Consumption is a single conditional UPDATE, so of many concurrent requests
-    carrying the right code exactly one succeeds. Commits.
+    carrying the right code exactly one succeeds. Failures are committed (they count); success
+    is not: the caller commits it with its own work, as one transaction.
     """
     code = normalise_code(raw_code)
     check_not_locked(user, now)
@@ -244,7 +259,6 @@ def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: date
         ).rowcount
         if consumed == 1:
             record_success(user, now)
-            db.session.commit()
             return record
         db.session.rollback()
         raise InvalidCode()

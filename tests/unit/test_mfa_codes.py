@@ -43,7 +43,10 @@ def wrong(code: str) -> str:
 
 
 def verify(user, code, now, *, purpose="login", challenge="challenge-a"):
-    return codes.verify(user, purpose=purpose, challenge=challenge, raw_code=code, now=now)
+    """Check a code and commit a success, as every caller does with its own work."""
+    record = codes.verify(user, purpose=purpose, challenge=challenge, raw_code=code, now=now)
+    db.session.commit()
+    return record
 
 
 def failed_count(user) -> int:
