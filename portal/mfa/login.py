@@ -66,7 +66,21 @@ def verify_login_code(user: User, raw_code: str, *, challenge: str, now: datetim
     audit.record("mfa.code_verified", subject=user, now=now, detail={"method": enrollment.method, "purpose": "login"})
     if completes_login:
         audit.record("login.succeeded", actor=user, subject=user, now=now, detail={"method": enrollment.method})
-    db.session.commit()
+        _commit_keeping(user)
+    else:
+        db.session.commit()
+
+
+def _commit_keeping(user: User) -> None:
+    """Commit without expiring what the session holds: Log In goes on with this user (its id
+    and session version) and need not read it back. A session version changed meanwhile by
+    support fails closed: the next request finds it stale and signs the session out."""
+    session = db.session()
+    previous, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
 
 
 _enrollments = MfaEnrollment.__table__

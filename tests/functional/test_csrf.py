@@ -69,3 +69,17 @@ def test_invitation_post_without_token_is_refused(csrf_app, app):
     client.post("/login", data={"email": "csrf-admin@example.test", "password": PASSWORD, "csrf_token": token})
     response = client.post("/practice/invitations", data={"email": "x@example.test", "display_name": "X", "role": "staff"})
     assert response.status_code == 400
+
+
+def test_a_new_session_id_brings_a_new_token_that_the_next_form_uses(csrf_app, app):
+    """After Log In renews the session id, is the old page's token refused and the new page's accepted?"""
+    make_user("csrf5@example.test")
+    client = csrf_app.test_client()
+    old_token = token_from(client.get("/login"))
+    client.post("/login", data={"email": "csrf5@example.test", "password": PASSWORD, "csrf_token": old_token})
+    dashboard = client.get("/").get_data(as_text=True)
+    new_token = re.search(r'name="csrf_token" value="([^"]+)"', dashboard).group(1)  # the logout form
+    assert new_token != old_token
+    assert client.post("/logout", data={"csrf_token": old_token}).status_code == 400
+    assert client.post("/logout", data={"csrf_token": new_token}).status_code in (302, 303)
+    assert client.get("/").status_code == 303

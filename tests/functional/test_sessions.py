@@ -81,3 +81,42 @@ def test_database_sessions_expire(make_app, app, client, auth):
     record.expiry = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert client.get("/").status_code == 303
+
+
+@pytest.fixture
+def session_writes(app):
+    """Counts the writes of session records, whichever store is configured."""
+    interface = app.session_interface
+    original = interface._upsert_session
+    writes = []
+
+    def counting(*args, **kwargs):
+        writes.append(1)
+        return original(*args, **kwargs)
+
+    interface._upsert_session = counting
+    yield writes
+    interface._upsert_session = original
+
+
+def test_a_session_is_written_only_when_it_changes(app, client, auth, clock, session_writes):
+    """Do pages that change nothing leave the session record alone, while the idle clock still
+    moves at most once a minute (so a user who keeps working is not logged out)?"""
+    make_user("quiet@example.test")
+    auth.login("quiet@example.test", PASSWORD)
+    session_writes.clear()
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+    assert session_writes == []
+
+    clock.advance(seconds=61)
+    assert client.get("/").status_code == 200
+    assert session_writes == [1]
+    sid = session_cookie(client, app)
+    seen = app.session_interface.serializer.decode(stored_session(app, sid))["seen_at"]
+    assert seen == int(clock.now().timestamp())
+
+    clock.advance(minutes=29)
+    assert client.get("/").status_code == 200  # 29 minutes after the last recorded activity
+    clock.advance(minutes=31)
+    assert client.get("/").status_code == 303  # idle for longer than 30 minutes

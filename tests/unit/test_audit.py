@@ -208,3 +208,47 @@ def test_invitation_reset_switch_and_lock_events_are_recorded(app, client, auth,
     assert events["mfa.switched"].subject_id == switcher.id
     assert json.loads(events["mfa.switched"].detail)["previous_method"] == "email"
     assert events["mfa.locked"].outcome == "failure"
+
+
+def chain() -> list[tuple[str, str, str]]:
+    db.session.expire_all()
+    return [(row.event_type, row.prev_hash, row.row_hash)
+            for row in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_events_of_one_transaction_link_to_each_other(app):
+    """Do several events written in one transaction each link to the one before?"""
+    user = make_user()
+    audit.record("logout", actor=user, subject=user)
+    audit.record("login.succeeded", actor=user, subject=user)
+    audit.record("logout", actor=user, subject=user, commit=True)
+    rows = chain()
+    assert [prev for _, prev, _ in rows] == [audit.GENESIS] + [own for _, _, own in rows[:-1]]
+    assert audit.verify_chain().ok
+
+
+def test_an_event_rolled_back_is_not_linked_to(app):
+    """After a transaction with an event is rolled back, does the next event link to the last
+    committed one (not to the event that never happened)?"""
+    user = make_user()
+    audit.record("logout", actor=user, subject=user, commit=True)
+    audit.record("mfa.code_sent", actor=user, subject=user)
+    db.session.rollback()
+    audit.record("login.succeeded", actor=user, subject=user, commit=True)
+    rows = chain()
+    assert [event for event, _, _ in rows] == ["logout", "login.succeeded"]
+    assert rows[1][1] == rows[0][2]
+    assert audit.verify_chain().ok
+
+
+def test_an_event_after_a_commit_links_to_another_writers_event(app, make_app):
+    """Once a transaction ends, does its next event read the head again (another instance may
+    have written in between)?"""
+    user = make_user()
+    audit.record("logout", actor=user, subject=user, commit=True)
+    other = make_app()
+    with other.app_context():
+        audit.record("mfa.code_sent", commit=True)
+    audit.record("login.succeeded", actor=user, subject=user, commit=True)
+    assert [event for event, _, _ in chain()] == ["logout", "mfa.code_sent", "login.succeeded"]
+    assert audit.verify_chain().ok
