@@ -1,7 +1,9 @@
 """Read-only queries for the practice admin's enforcement review and its CSV export.
 
-Every function runs a fixed number of SQL statements whatever the practice's size:
-aggregates are counted in SQL and pages are cut with LIMIT/OFFSET on indexed columns.
+Every function runs a fixed number of SQL statements whatever the practice's size. Coverage
+and the table's size come from counts the database keeps per practice (`practice_mfa_counts`,
+updated by triggers); a search still counts its matches. Pages are cut with LIMIT/OFFSET on
+indexed columns.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 
 from portal.extensions import db
-from portal.models import MfaEnrollment, User
+from portal.models import MfaEnrollment, PracticeMfaCount, User
 from portal.models.mfa import METHOD_LABELS, METHODS
 
 PER_PAGE = 25
@@ -41,21 +43,25 @@ class Coverage:
         return round(100 * self.enrolled / self.total) if self.total else 0
 
 
+def _counts(practice_id: int) -> list[tuple[bool, str, int]]:
+    """(active, method or "none", users) for the practice, as the database's triggers keep them."""
+    return db.session.execute(_COUNTS, {"practice_id": practice_id}).all()
+
+
+_COUNTS = select(PracticeMfaCount.active, PracticeMfaCount.method, PracticeMfaCount.users).where(
+    PracticeMfaCount.practice_id == bindparam("practice_id"))
+
+
 def coverage(practice_id: int) -> Coverage:
-    """N of M active users have MFA, split by method (one query)."""
-    rows = db.session.execute(
-        select(MfaEnrollment.method, func.count(User.id))
-        .select_from(User)
-        .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
-        .where(User.practice_id == practice_id, User.active.is_(True))
-        .group_by(MfaEnrollment.method)
-    ).all()
+    """N of M active users have MFA, split by method (one query over a few kept counts)."""
     by_method = {method: 0 for method in METHODS}
     total = 0
-    for method, count in rows:
-        total += count
-        if method is not None:
-            by_method[method] = count
+    for active, method, users in _counts(practice_id):
+        if not active:
+            continue
+        total += users
+        if method in by_method:
+            by_method[method] = users
     return Coverage(total=total, enrolled=sum(by_method.values()), by_method=by_method)
 
 
@@ -173,12 +179,24 @@ class Page:
 def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE) -> Page:
     """One page of the practice's users with their MFA state (two queries)."""
     statement = _filtered(practice_id, query)
-    total = db.session.scalar(select(func.count()).select_from(statement.subquery()))
+    total = _total(practice_id, query, statement)
     pages = max(1, -(-total // per_page))
     page = min(query.page, pages)
     result = db.session.execute(_ordered(statement, query).limit(per_page).offset((page - 1) * per_page)).all()
     return Page(rows=[_row(user, enrollment) for user, enrollment in result], total=total, page=page, pages=pages,
                 query=query)
+
+
+def _total(practice_id: int, query: TableQuery, statement) -> int:
+    """How many rows the table has: from the kept counts unless a search narrows it."""
+    if query.q:
+        return db.session.scalar(select(func.count()).select_from(statement.subquery()))
+    counts = _counts(practice_id)
+    if query.filter == "without_mfa":
+        return sum(users for active, method, users in counts if active and method == "none")
+    if query.filter == "with_mfa":
+        return sum(users for _active, method, users in counts if method != "none")
+    return sum(users for _active, _method, users in counts)
 
 
 def export_rows(practice_id: int, query: TableQuery, batch: int = 1000) -> Iterator[Row]:

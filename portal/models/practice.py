@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import String, false
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -19,3 +19,19 @@ class Practice(db.Model):
 
     def __repr__(self) -> str:
         return f"<Practice {self.id} {self.name!r}>"
+
+
+class PracticeMfaCount(db.Model):
+    """How many of a practice's users are active or not, by MFA method ("none" for users without).
+
+    Kept by database triggers on users, MFA enrollments and practices (migration 0008), in the
+    same transaction as the change, so the review page reads a practice's coverage from a few
+    rows instead of counting every user. Never written by the application.
+    """
+
+    __tablename__ = "practice_mfa_counts"
+
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"), primary_key=True)
+    active: Mapped[bool] = mapped_column(primary_key=True)
+    method: Mapped[str] = mapped_column(String(10), primary_key=True)
+    users: Mapped[int] = mapped_column(default=0, server_default="0")
