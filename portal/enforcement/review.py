@@ -97,9 +97,10 @@ class TableQuery:
         return {key: value for key, value in values.items() if value not in ("", None)}
 
 
-def _filtered(practice_id: int, query: TableQuery):
+def _filtered(practice_id: int, query: TableQuery, *columns):
     statement = (
-        select(User, MfaEnrollment)
+        select(*(columns or (User, MfaEnrollment)))
+        .select_from(User)
         .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
         .where(User.practice_id == practice_id)
     )
@@ -182,7 +183,13 @@ def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE) ->
     total = _total(practice_id, query, statement)
     pages = max(1, -(-total // per_page))
     page = min(query.page, pages)
-    result = db.session.execute(_ordered(statement, query).limit(per_page).offset((page - 1) * per_page)).all()
+    # The page's ids first (for name and email, an index-only scan however deep the page),
+    # then their rows: a deep page does not read every row before it.
+    ids = _ordered(_filtered(practice_id, query, User.id), query).limit(per_page).offset((page - 1) * per_page)
+    page_ids = ids.subquery("page")
+    rows = select(User, MfaEnrollment).join(page_ids, page_ids.c.id == User.id).outerjoin(
+        MfaEnrollment, MfaEnrollment.user_id == User.id)
+    result = db.session.execute(_ordered(rows, query)).all()
     return Page(rows=[_row(user, enrollment) for user, enrollment in result], total=total, page=page, pages=pages,
                 query=query)
 

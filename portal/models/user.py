@@ -30,9 +30,10 @@ class User(UserMixin, db.Model):
         ),
         # Emails are stored normalised (trimmed, lower case), so uniqueness is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lower"),
-        # The practice review sorts and pages a practice's users by these columns.
-        Index("ix_users_practice_id_display_name", "practice_id", "display_name"),
-        Index("ix_users_practice_id_email", "practice_id", "email"),
+        # The practice review sorts and pages a practice's users by these columns; with the id
+        # in the index, a page far down the list is found from the index alone.
+        Index("ix_users_practice_id_display_name", "practice_id", "display_name", "id"),
+        Index("ix_users_practice_id_email", "practice_id", "email", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
