@@ -153,6 +153,7 @@ def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple
             else:
                 _grow_practice(app, practice["practice_id"], users - have_users)
             seed.seed_audit(app, events=events - have_events, practice_id=practice["practice_id"])
+            seed.settle(url)
             have_users, have_events = users, events
             section[f"{users}_users_{events}_events"] = _measure_pages(app, url, repeats, support_secret, users, browsers)
         small, large = (section[f"{u}_users_{e}_events"] for u, e in sizes)
@@ -231,6 +232,7 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
         admin, support = browsers["admin"], browsers["support"]
         for name, path in pages.items():
             browser = support if "support" in name else admin
+            assert browser.get(server.base + path).status_code == 200  # warm-up, not timed
             timings = flows.Timings()
             for _ in range(repeats):
                 response = timings.timed(name, lambda: browser.get(server.base + path))
