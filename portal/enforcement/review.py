@@ -173,31 +173,47 @@ class Page:
     rows: list[Row]
     total: int
     page: int
-    pages: int
+    pages: int | None  # None when a search matched more than SEARCH_COUNT_LIMIT users
     query: TableQuery
+    has_next: bool = False
+
+    @property
+    def summary(self) -> str:
+        if self.pages is None:
+            return f"More than {SEARCH_COUNT_LIMIT:,} users match · page {self.page}"
+        return f"{self.total} user{'s' if self.total != 1 else ''} · page {self.page} of {self.pages}"
+
+
+# A search counts its matches up to this many; beyond it the table says "more than" and pages
+# on with Next, so a broad search of a large practice never counts every user.
+SEARCH_COUNT_LIMIT = 1000
 
 
 def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE) -> Page:
-    """One page of the practice's users with their MFA state (two queries)."""
-    statement = _filtered(practice_id, query)
-    total = _total(practice_id, query, statement)
-    pages = max(1, -(-total // per_page))
-    page = min(query.page, pages)
+    """One page of the practice's users with their MFA state (three queries)."""
+    total = _total(practice_id, query)
+    capped = total > SEARCH_COUNT_LIMIT
+    pages = None if capped else max(1, -(-total // per_page))
+    page = query.page if capped else min(query.page, pages)
     # The page's ids first (for name and email, an index-only scan however deep the page),
-    # then their rows: a deep page does not read every row before it.
-    ids = _ordered(_filtered(practice_id, query, User.id), query).limit(per_page).offset((page - 1) * per_page)
+    # then their rows: a deep page does not read every row before it. One id more than a page
+    # tells whether there is a next page when the total is not known.
+    ids = _ordered(_filtered(practice_id, query, User.id), query).limit(per_page + 1).offset((page - 1) * per_page)
     page_ids = ids.subquery("page")
     rows = select(User, MfaEnrollment).join(page_ids, page_ids.c.id == User.id).outerjoin(
         MfaEnrollment, MfaEnrollment.user_id == User.id)
     result = db.session.execute(_ordered(rows, query)).all()
-    return Page(rows=[_row(user, enrollment) for user, enrollment in result], total=total, page=page, pages=pages,
-                query=query)
+    has_next = len(result) > per_page
+    return Page(rows=[_row(user, enrollment) for user, enrollment in result[:per_page]], total=total, page=page,
+                pages=pages, query=query, has_next=has_next)
 
 
-def _total(practice_id: int, query: TableQuery, statement) -> int:
-    """How many rows the table has: from the kept counts unless a search narrows it."""
+def _total(practice_id: int, query: TableQuery) -> int:
+    """How many rows the table has: from the kept counts, or for a search its matches counted
+    up to one more than SEARCH_COUNT_LIMIT."""
     if query.q:
-        return db.session.scalar(select(func.count()).select_from(statement.subquery()))
+        matches = _filtered(practice_id, query, User.id).limit(SEARCH_COUNT_LIMIT + 1)
+        return db.session.scalar(select(func.count()).select_from(matches.subquery()))
     counts = _counts(practice_id)
     if query.filter == "without_mfa":
         return sum(users for active, method, users in counts if active and method == "none")

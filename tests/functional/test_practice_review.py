@@ -786,3 +786,26 @@ def test_control_characters_in_free_text_are_refused(client, alder_admin):
     assert "Remove the control characters" in response.get_data(as_text=True)
     response = client.post("/practice/invitations", data={"email": "nul@alder.test", "display_name": "Ada\x00", "role": "staff"})
     assert response.status_code == 400
+
+
+def test_a_broad_search_says_more_than_and_still_pages_to_the_last_match(client, auth, monkeypatch):
+    """When a search matches more users than the table counts (here 10, in production 1,000),
+    does it say so, offer Next page after page, and reach every match without repeats?"""
+    from portal.enforcement import review
+
+    monkeypatch.setattr(review, "SEARCH_COUNT_LIMIT", 10)
+    practice = make_practice("Cedar Practice")
+    login_admin(auth, practice, email="admin@cedar.test")
+    add_members(practice, 60, prefix="nurse", name="Nurse")
+    query = {"q": "nurse"}
+    html = client.get(REVIEW, query_string=query).get_data(as_text=True)
+    assert text_of(html, "table-summary").startswith("More than 10 users match · page 1")
+    seen = table_emails(html)
+    while 'rel="next"' in html:
+        html = client.get(link_href(html, "next")).get_data(as_text=True)
+        seen += table_emails(html)
+    assert sorted(seen) == [f"nurse{i:02d}@cedar.test" for i in range(1, 61)]
+    assert "More than 10 users match · page 3" in text_of(html, "table-summary")
+
+    narrow = client.get(REVIEW, query_string={"q": "nurse 0"}).get_data(as_text=True)
+    assert page_position(narrow) == (9, 1, 1) and 'rel="next"' not in narrow
