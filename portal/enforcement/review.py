@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from portal.extensions import db
 from portal.models import MfaEnrollment, PracticeMfaCount, User
@@ -104,11 +105,15 @@ def _filtered(practice_id: int, query: TableQuery, *columns):
         .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
         .where(User.practice_id == practice_id)
     )
+    # (NOT) EXISTS rather than testing the joined row: the planner then knows how many users
+    # have a method, and reads a page in index order instead of sorting every match.
+    method = aliased(MfaEnrollment)
+    has_method = select(method.id).where(method.user_id == User.id).exists()
     if query.filter == "without_mfa":
         # The people who would have to enroll: active users with no method (as in coverage).
-        statement = statement.where(MfaEnrollment.id.is_(None), User.active.is_(True))
+        statement = statement.where(~has_method, User.active.is_(True))
     elif query.filter == "with_mfa":
-        statement = statement.where(MfaEnrollment.id.is_not(None))
+        statement = statement.where(has_method)
     if query.q:
         pattern = like_pattern(query.q)
         statement = statement.where(
