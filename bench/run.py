@@ -248,12 +248,13 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
         peak = server.memory_kib("VmHWM")
         result["csv"] = {"rows": rows - 1, "seconds": round(seconds, 3),
                          "worker_memory_growth_mb": round(max(peak[pid] - before.get(pid, peak[pid]) for pid in peak) / 1024, 1)}
-    result["queries"] = _count_queries(app, pages)
+    result["queries"] = _count_queries(app, pages, browsers)
     return result
 
 
-def _count_queries(app, pages: dict) -> dict:
-    """SQL statements per request, counted in-process on the same code."""
+def _count_queries(app, pages: dict, browsers: dict) -> dict:
+    """SQL statements per request, counted in-process on the same code, in the sessions the
+    HTTP clients logged in (sessions live in the database both processes share)."""
     from portal.extensions import db
 
     counts = {}
@@ -264,17 +265,18 @@ def _count_queries(app, pages: dict) -> dict:
     def count(*_args, **_kwargs):
         statements.append(1)
 
-    client = app.test_client()
-    page = client.get("/login")
-    client.post("/login", data={"email": "admin@scale.bench.test", "password": seed.PASSWORD,
-                                "csrf_token": flows.token(page.get_data(as_text=True))})
+    app.session_interface.cleanup_n_requests = 0  # no random expiry sweep inside a count
+    cookie = app.config["SESSION_COOKIE_NAME"]
+    clients = {}
+    for role, browser in browsers.items():
+        clients[role] = app.test_client()
+        clients[role].set_cookie(cookie, browser.cookies[cookie])
     event.listen(engine, "before_cursor_execute", count)
     try:
         for name, path in pages.items():
-            if "support" in name:
-                continue
             statements.clear()
-            assert client.get(path).status_code == 200
+            response = clients["support" if "support" in name else "admin"].get(path)
+            assert response.status_code == 200, (name, response.status_code)
             counts[name] = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", count)

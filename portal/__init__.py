@@ -54,6 +54,9 @@ def create_app(config=None) -> Flask:
     from portal.sessions import init_sessions
 
     app.url_map.converters["id"] = RowIdConverter
+    # A doubled slash is a wrong address (404), not one to redirect to a guess: a link token
+    # containing "/" must fail as a bad token does.
+    app.url_map.merge_slashes = False
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)

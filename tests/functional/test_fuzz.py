@@ -545,3 +545,13 @@ def test_good_csrf_tokens_pass(csrf_world):
     assert client.post("/account/security/phone", data={**TARGETS["phone"][2], "csrf_token": token}).status_code == 303
     response = csrf_world.visitor.post("/login", data={**TARGETS["login"][2], "csrf_token": csrf_world.visitor_token})
     assert response.status_code == 303 and response.headers["Location"] == "/"
+
+
+def test_a_link_token_holding_a_slash_is_not_found(client, links):
+    """A token with "/" in it (escaped or not) makes a doubled slash: is it a plain 404, not a
+    redirect to some other address?"""
+    for route in ("/invitations/", "/reset-password/"):
+        for path in (route + quote("/0", safe=""), route + "/" + links.invitation, "/" + route.strip("/") + "//x"):
+            response = client.get(path)
+            assert response.status_code == 404, (path, response.status_code)
+            assert "Location" not in response.headers
