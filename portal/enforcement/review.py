@@ -183,10 +183,14 @@ class Page:
     has_next: bool = False
 
     @property
-    def summary(self) -> str:
+    def matches(self) -> str:
         if self.pages is None:
-            return f"More than {SEARCH_COUNT_LIMIT:,} users match · page {self.page}"
-        return f"{self.total} user{'s' if self.total != 1 else ''} · page {self.page} of {self.pages}"
+            return f"More than {SEARCH_COUNT_LIMIT:,} users match"
+        return f"{self.total} user{'s' if self.total != 1 else ''}"
+
+    @property
+    def position(self) -> str:
+        return f"page {self.page}" if self.pages is None else f"page {self.page} of {self.pages}"
 
 
 # A search counts its matches up to this many; beyond it the table says "more than" and pages
