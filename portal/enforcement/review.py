@@ -44,26 +44,43 @@ class Coverage:
         return round(100 * self.enrolled / self.total) if self.total else 0
 
 
-def _counts(practice_id: int) -> list[tuple[bool, str, int]]:
-    """(active, method or "none", users) for the practice, as the database's triggers keep them."""
-    return db.session.execute(_COUNTS, {"practice_id": practice_id}).all()
+@dataclass(frozen=True)
+class Counts:
+    """A practice's users by (active, method or "none"), as the database's triggers keep them."""
+
+    rows: tuple[tuple[bool, str, int], ...]
+
+    @property
+    def coverage(self) -> Coverage:
+        """N of M active users have MFA, split by method."""
+        by_method = {method: 0 for method in METHODS}
+        for active, method, users in self.rows:
+            if active and method in by_method:
+                by_method[method] = users
+        total = sum(users for active, _method, users in self.rows if active)
+        return Coverage(total=total, enrolled=sum(by_method.values()), by_method=by_method)
+
+    def table_total(self, filter_: str) -> int:
+        """How many users the table lists under this filter (no search)."""
+        if filter_ == "without_mfa":
+            return sum(users for active, method, users in self.rows if active and method == "none")
+        if filter_ == "with_mfa":
+            return sum(users for _active, method, users in self.rows if method != "none")
+        return sum(users for _active, _method, users in self.rows)
 
 
 _COUNTS = select(PracticeMfaCount.active, PracticeMfaCount.method, PracticeMfaCount.users).where(
     PracticeMfaCount.practice_id == bindparam("practice_id"))
 
 
+def counts(practice_id: int) -> Counts:
+    """The practice's kept counts (one query over a few rows)."""
+    return Counts(tuple(tuple(row) for row in db.session.execute(_COUNTS, {"practice_id": practice_id})))
+
+
 def coverage(practice_id: int) -> Coverage:
     """N of M active users have MFA, split by method (one query over a few kept counts)."""
-    by_method = {method: 0 for method in METHODS}
-    total = 0
-    for active, method, users in _counts(practice_id):
-        if not active:
-            continue
-        total += users
-        if method in by_method:
-            by_method[method] = users
-    return Coverage(total=total, enrolled=sum(by_method.values()), by_method=by_method)
+    return counts(practice_id).coverage
 
 
 @dataclass(frozen=True)
@@ -198,9 +215,10 @@ class Page:
 SEARCH_COUNT_LIMIT = 1000
 
 
-def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE) -> Page:
-    """One page of the practice's users with their MFA state (three queries)."""
-    total = _total(practice_id, query)
+def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE, known: Counts | None = None) -> Page:
+    """One page of the practice's users with their MFA state (two queries; one with `known`,
+    the practice's counts when the caller has them already, and no search)."""
+    total = _total(practice_id, query, known)
     capped = total > SEARCH_COUNT_LIMIT
     pages = None if capped else max(1, -(-total // per_page))
     page = query.page if capped else min(query.page, pages)
@@ -217,18 +235,13 @@ def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE) ->
                 pages=pages, query=query, has_next=has_next)
 
 
-def _total(practice_id: int, query: TableQuery) -> int:
+def _total(practice_id: int, query: TableQuery, known: Counts | None) -> int:
     """How many rows the table has: from the kept counts, or for a search its matches counted
     up to one more than SEARCH_COUNT_LIMIT."""
     if query.q:
         matches = _filtered(practice_id, query, User.id).limit(SEARCH_COUNT_LIMIT + 1)
         return db.session.scalar(select(func.count()).select_from(matches.subquery()))
-    counts = _counts(practice_id)
-    if query.filter == "without_mfa":
-        return sum(users for active, method, users in counts if active and method == "none")
-    if query.filter == "with_mfa":
-        return sum(users for _active, method, users in counts if method != "none")
-    return sum(users for _active, _method, users in counts)
+    return (known or counts(practice_id)).table_total(query.filter)
 
 
 def export_rows(practice_id: int, query: TableQuery, batch: int = 1000) -> Iterator[Row]:

@@ -27,10 +27,11 @@ def require_practice_admin():
 
 def _review_context(query: review.TableQuery, request_form=None, request_error=None):
     practice = current_user.practice
+    kept = review.counts(practice.id)
     return dict(
         practice=practice,
-        coverage=review.coverage(practice.id),
-        table=review.users_page(practice.id, query),
+        coverage=kept.coverage,
+        table=review.users_page(practice.id, query, known=kept),
         request_form=request_form or RequestRequirementForm(),
         open_request=requirement.open_request(practice.id),
         latest_request=requirement.latest_request(practice.id),
