@@ -139,6 +139,7 @@ class Config:
     LIMIT_LOGIN_PER_ADDRESS = os.environ.get("LIMIT_LOGIN_PER_ADDRESS", "30 per minute;300 per hour")
     LIMIT_LOGIN_PER_ACCOUNT = os.environ.get("LIMIT_LOGIN_PER_ACCOUNT", "10 per minute;60 per hour")
     LIMIT_CODE_PER_ADDRESS = os.environ.get("LIMIT_CODE_PER_ADDRESS", "30 per minute;300 per hour")
+    LIMIT_REAUTH_PER_ADDRESS = os.environ.get("LIMIT_REAUTH_PER_ADDRESS", "30 per minute;300 per hour")
     LIMIT_RESET_PER_ADDRESS = os.environ.get("LIMIT_RESET_PER_ADDRESS", "5 per minute;30 per hour")
     LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
     LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")

@@ -42,7 +42,7 @@ def create_app(config=None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
-    from portal import access, audit, cli, errors, headers, htmx, templating
+    from portal import access, audit, cli, delivery, errors, headers, htmx, wording
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.health import bp as health_bp
@@ -50,6 +50,7 @@ def create_app(config=None) -> Flask:
     from portal.practice import bp as practice_bp
     from portal.security import bp as security_bp
     from portal.support import bp as support_bp
+    from portal.mfa import methods
     from portal.models.base import render_item
     from portal.sessions import init_sessions
 
@@ -62,6 +63,7 @@ def create_app(config=None) -> Flask:
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
     csrf.init_app(app)
     mail.init_app(app)
+    delivery.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     init_sessions(app)
@@ -84,7 +86,8 @@ def create_app(config=None) -> Flask:
     errors.init_app(app)
     headers.init_app(app)
     htmx.init_app(app)
-    templating.init_app(app)
+    wording.init_app(app)
+    app.jinja_env.filters["method_label"] = methods.label
     cli.init_app(app)
     return app
 

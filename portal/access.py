@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx
+from portal.wording import minutes
 
 
 def public(view):
@@ -96,45 +97,21 @@ def init_app(app: Flask) -> None:
         return hx_redirect(login_url)
 
 
-SESSION_STARTED = "started_at"
-SESSION_SEEN = "seen_at"
-
-
-def start_session_clock(now) -> None:
-    """Called at every full Log In: the absolute and idle timeouts count from here."""
-    from flask import session
-
-    session[SESSION_STARTED] = session[SESSION_SEEN] = int(now.timestamp())
-
-
 def _session_timeouts():
     """End sessions idle for 30 minutes or older than 12 hours, checked on the server."""
-    from flask import flash, session
-    from flask_login import logout_user
+    from flask import flash
 
-    from portal import audit, clock
+    from portal import auth_state, clock
+    from portal.accounts import signin
 
-    now = int(clock.now().timestamp())
-    started = session.get(SESSION_STARTED)
-    seen = session.get(SESSION_SEEN)
-    config = current_app.config
-    expired = None
-    if not isinstance(started, int) or not isinstance(seen, int):
-        expired = "missing"
-    elif now - started > config["SESSION_ABSOLUTE_TIMEOUT"].total_seconds():
-        expired = "absolute"
-    elif now - seen > config["SESSION_IDLE_TIMEOUT"].total_seconds():
-        expired = "idle"
+    now = clock.now()
+    expired = auth_state.session_expired(now)
     if expired is None:
-        if now - seen >= 60:  # write the session at most once a minute for this
-            session[SESSION_SEEN] = now
         return None
-    audit.record("session.expired", actor=current_user, subject=current_user, detail={"reason": expired}, commit=True)
-    logout_user()
-    session.clear()
-    minutes = int(config["SESSION_IDLE_TIMEOUT"].total_seconds() // 60)
-    flash(f"You were logged out after {minutes} minutes without activity. Log In again to continue."
-          if expired == "idle" else "Your session has ended. Log In again to continue.", "info")
+    signin.expire_session(current_user._get_current_object(), expired, now=now)
+    idle = current_app.config["SESSION_IDLE_TIMEOUT"]
+    flash(f"You were logged out after {minutes(idle)} minutes without activity. "
+          "Log In again to continue." if expired == "idle" else "Your session has ended. Log In again to continue.", "info")
     login_url = url_for("auth.login", next=_next_for_login())
     response = hx_redirect(login_url)
     if is_htmx():

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from portal import clock
 from portal.accounts import passwords, users
 from portal.accounts.errors import AccountError
 from portal.delivery import outbox
 from portal.extensions import db
 from portal.models import Practice, User
-from portal.models.base import utcnow
 from portal.models.user import ROLES
 
 DEMO_PASSWORD = "Demo-Passw0rd!"
@@ -47,113 +48,128 @@ def seed_demo() -> None:
         user.practice = practices[practice_name] if practice_name else None
         user.active = True
         if user.email_verified_at is None:
-            user.email_verified_at = utcnow()
+            user.email_verified_at = clock.now()
         if user.password_hash is None or not passwords.verify_password(user.password_hash, DEMO_PASSWORD):
             user.password_hash = password_hash
     db.session.commit()
 
 
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command():
+    """Create the demo practices and users (safe to run again)."""
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("seed-demo is for development only")
+    seed_demo()
+    click.echo("Demo data ready. Every demo user's password is: " + DEMO_PASSWORD)
+    for email, _, role, practice in DEMO_USERS:
+        click.echo(f"  {email:<24} {role:<15} {practice or '(support)'}")
+    click.echo("These accounts are for demonstration only; never load them into a real deployment.")
+
+
+@click.command("create-practice")
+@click.argument("name")
+@with_appcontext
+def create_practice_command(name):
+    """Create a practice called NAME."""
+    name = name.strip()
+    if not name:
+        raise click.ClickException("The practice name cannot be empty")
+    if db.session.scalar(select(Practice).where(Practice.name == name)) is not None:
+        raise click.ClickException(f"A practice named {name!r} already exists")
+    db.session.add(Practice(name=name))
+    db.session.commit()
+    click.echo(f"Created practice {name!r}")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--name", "display_name", help="Display name (defaults to the email's local part)")
+@click.option("--practice", "practice_name", help="Practice name (not for support users)")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.password_option("--password", prompt="Password", help="Prompted; never pass it on the command line")
+@with_appcontext
+def create_user_command(email, display_name, practice_name, role, password):
+    """Create a user with a verified email; the password is read from a prompt."""
+    practice = None
+    try:
+        if role != "support":
+            if not practice_name:
+                raise click.ClickException("--practice is required for this role")
+            practice = users.get_practice(practice_name)
+        elif practice_name:
+            raise click.ClickException("Support users belong to no practice")
+        user = users.create_user(
+            email=email,
+            display_name=display_name or email.split("@")[0],
+            role=role,
+            practice=practice,
+            password=password,
+            email_verified_at=clock.now(),
+        )
+        db.session.commit()
+    except AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Created {user.role} {user.email}")
+
+
+outbox_group = AppGroup("outbox", help="Read the development outbox.")
+
+
+@outbox_group.command("list")
+@click.option("--limit", default=20, show_default=True)
+def list_outbox_command(limit):
+    """Print captured messages, newest first."""
+    if not current_app.config["DEV_OUTBOX"]:
+        raise click.ClickException("The dev outbox is off (set DEV_OUTBOX=1)")
+    for message in outbox.latest(limit):
+        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} UTC  {message.channel}  to {message.recipient}")
+        if message.subject:
+            click.echo(f"  Subject: {message.subject}")
+        for line in message.body_text.strip().splitlines():
+            click.echo(f"  {line}")
+        click.echo("")
+
+
+audit_group = AppGroup("audit", help="Check the audit trail.")
+
+
+@audit_group.command("verify")
+def verify_audit_command():
+    """Walk the hash chain; name the first broken row and exit non-zero if any."""
+    from portal.audit import verify_chain
+
+    report = verify_chain()
+    if report.ok:
+        click.echo(f"Audit trail intact: {report.checked} events verified.")
+        return
+    click.echo(f"Audit trail BROKEN at event id {report.broken_id}: {report.reason}. "
+               f"{report.checked} events before it verified.", err=True)
+    raise SystemExit(1)
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command():
+    """Re-encrypt every stored TOTP secret under the newest MFA_ENCRYPTION_KEYS key."""
+    from portal.mfa import crypto
+    from portal.models import MfaEnrollment, MfaPendingEnrollment
+
+    count = 0
+    for model in (MfaEnrollment, MfaPendingEnrollment):
+        for record in db.session.scalars(select(model).where(model.totp_secret.is_not(None))):
+            record.totp_secret = crypto.rotate(record.totp_secret)
+            count += 1
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} authenticator secret(s) under the newest key. "
+               "Older keys can be removed from MFA_ENCRYPTION_KEYS once every instance runs with this list.")
+
+
+COMMANDS = (seed_demo_command, create_practice_command, create_user_command, outbox_group, audit_group,
+            rotate_keys_command)
+
+
 def init_app(app: Flask) -> None:
-    @app.cli.command("seed-demo")
-    def seed_demo_command():
-        """Create the demo practices and users (safe to run again)."""
-        if current_app.config["ENV_NAME"] == "production":
-            raise click.ClickException("seed-demo is for development only")
-        seed_demo()
-        click.echo("Demo data ready. Every demo user's password is: " + DEMO_PASSWORD)
-        for email, _, role, practice in DEMO_USERS:
-            click.echo(f"  {email:<24} {role:<15} {practice or '(support)'}")
-        click.echo("These accounts are for demonstration only; never load them into a real deployment.")
-
-    @app.cli.command("create-practice")
-    @click.argument("name")
-    def create_practice_command(name):
-        """Create a practice called NAME."""
-        name = name.strip()
-        if not name:
-            raise click.ClickException("The practice name cannot be empty")
-        if db.session.scalar(select(Practice).where(Practice.name == name)) is not None:
-            raise click.ClickException(f"A practice named {name!r} already exists")
-        db.session.add(Practice(name=name))
-        db.session.commit()
-        click.echo(f"Created practice {name!r}")
-
-    @app.cli.command("create-user")
-    @click.argument("email")
-    @click.option("--name", "display_name", help="Display name (defaults to the email's local part)")
-    @click.option("--practice", "practice_name", help="Practice name (not for support users)")
-    @click.option("--role", type=click.Choice(ROLES), required=True)
-    @click.password_option("--password", prompt="Password", help="Prompted; never pass it on the command line")
-    def create_user_command(email, display_name, practice_name, role, password):
-        """Create a user with a verified email; the password is read from a prompt."""
-        practice = None
-        try:
-            if role != "support":
-                if not practice_name:
-                    raise click.ClickException("--practice is required for this role")
-                practice = users.get_practice(practice_name)
-            elif practice_name:
-                raise click.ClickException("Support users belong to no practice")
-            user = users.create_user(
-                email=email,
-                display_name=display_name or email.split("@")[0],
-                role=role,
-                practice=practice,
-                password=password,
-                email_verified_at=utcnow(),
-            )
-            db.session.commit()
-        except AccountError as error:
-            db.session.rollback()
-            raise click.ClickException(str(error)) from error
-        click.echo(f"Created {user.role} {user.email}")
-
-    outbox_group = click.Group("outbox", help="Read the development outbox.")
-
-    @outbox_group.command("list")
-    @click.option("--limit", default=20, show_default=True)
-    def list_outbox_command(limit):
-        """Print captured messages, newest first."""
-        if not current_app.config["DEV_OUTBOX"]:
-            raise click.ClickException("The dev outbox is off (set DEV_OUTBOX=1)")
-        for message in outbox.latest(limit):
-            click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} UTC  {message.channel}  to {message.recipient}")
-            if message.subject:
-                click.echo(f"  Subject: {message.subject}")
-            for line in message.body_text.strip().splitlines():
-                click.echo(f"  {line}")
-            click.echo("")
-
-    app.cli.add_command(outbox_group)
-
-    audit_group = click.Group("audit", help="Check the audit trail.")
-
-    @audit_group.command("verify")
-    def verify_audit_command():
-        """Walk the hash chain; name the first broken row and exit non-zero if any."""
-        from portal.audit import verify_chain
-
-        report = verify_chain()
-        if report.ok:
-            click.echo(f"Audit trail intact: {report.checked} events verified.")
-            return
-        click.echo(f"Audit trail BROKEN at event id {report.broken_id}: {report.reason}. "
-                   f"{report.checked} events before it verified.", err=True)
-        raise SystemExit(1)
-
-    app.cli.add_command(audit_group)
-
-    @app.cli.command("rotate-keys")
-    def rotate_keys_command():
-        """Re-encrypt every stored TOTP secret under the newest MFA_ENCRYPTION_KEYS key."""
-        from portal.mfa import crypto
-        from portal.models import MfaEnrollment, MfaPendingEnrollment
-
-        count = 0
-        for model in (MfaEnrollment, MfaPendingEnrollment):
-            for record in db.session.scalars(select(model).where(model.totp_secret.is_not(None))):
-                record.totp_secret = crypto.rotate(record.totp_secret)
-                count += 1
-        db.session.commit()
-        click.echo(f"Re-encrypted {count} authenticator secret(s) under the newest key. "
-                   "Older keys can be removed from MFA_ENCRYPTION_KEYS once every instance runs with this list.")
+    for command in COMMANDS:
+        app.cli.add_command(command)

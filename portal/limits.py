@@ -28,6 +28,8 @@ def _exempt_get() -> bool:
 login_per_address = limiter.limit(_config("LIMIT_LOGIN_PER_ADDRESS"), exempt_when=_exempt_get)
 login_per_account = limiter.limit(_config("LIMIT_LOGIN_PER_ACCOUNT"), key_func=_account_key, exempt_when=_exempt_get)
 code_per_address = limiter.limit(_config("LIMIT_CODE_PER_ADDRESS"), exempt_when=_exempt_get)
+# Password re-entry: the Security tab's confirmation and support's password-and-code.
+reauth_per_address = limiter.limit(_config("LIMIT_REAUTH_PER_ADDRESS"), exempt_when=_exempt_get)
 reset_per_address = limiter.limit(_config("LIMIT_RESET_PER_ADDRESS"), exempt_when=_exempt_get)
 reset_per_account = limiter.limit(_config("LIMIT_RESET_PER_ACCOUNT"), key_func=_account_key, exempt_when=_exempt_get)
 link_per_address = limiter.limit(_config("LIMIT_LINK_PER_ADDRESS"))

@@ -14,13 +14,12 @@ from datetime import timedelta
 from flask import Flask, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
-from flask_wtf.csrf import generate_csrf
 from itsdangerous import want_bytes
 from redis import Redis
 from sqlalchemy import bindparam, delete, insert, select, update
 
+from portal import clock
 from portal.extensions import db
-from portal.models.base import utcnow
 from portal.models.session import ServerSession
 
 _table = ServerSession.__table__
@@ -48,7 +47,14 @@ class _NoRevival:
         return session
 
     def regenerate(self, session: ServerSideSession) -> None:
+        # Flask-Session leaves an empty session's id alone; one emptied earlier in this request
+        # is still stored under it, so it gets a new id as well.
+        emptied = not session and getattr(session, "from_store", False)
         super().regenerate(session)
+        if emptied:
+            self._delete_session(self._get_store_id(session.sid))
+            session.sid = self._generate_sid(self.sid_length)
+            session.modified = True
         session.from_store = False
 
 
@@ -77,7 +83,8 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
     ttl = False
 
     def regenerate(self, session: ServerSideSession) -> None:
-        if session:
+        # A stored session emptied earlier in this request still has a record under its id.
+        if session or getattr(session, "from_store", False):
             stale = g.setdefault("stale_session_ids", [])
             stale.append(self._get_store_id(session.sid))
             session.sid = self._generate_sid(self.sid_length)
@@ -94,7 +101,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
 
     def _delete_expired_sessions(self) -> None:
         with db.engine.begin() as connection:
-            connection.execute(delete(_table).where(_table.c.expiry <= utcnow()))
+            connection.execute(delete(_table).where(_table.c.expiry <= clock.now()))
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
         # Read on the request's own connection: the request needs it next anyway, and a
@@ -102,7 +109,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         row = db.session.connection().execute(_SELECT, {"sid": store_id}).first()
         if row is None:
             return None
-        if row.expiry <= utcnow():
+        if row.expiry <= clock.now():
             self._delete_session(store_id)
             return None
         return self.serializer.decode(want_bytes(row.data))
@@ -115,7 +122,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         self, session_lifetime: timedelta, session: ServerSideSession, store_id: str
     ) -> None:
         data = self.serializer.encode(session)
-        expiry = utcnow() + session_lifetime
+        expiry = clock.now() + session_lifetime
         stale = g.pop("stale_session_ids", [])
         values = {"sid": store_id, "data": data, "expiry": expiry}
         with db.engine.begin() as connection:  # one transaction: drop the old id, write the new
@@ -153,13 +160,3 @@ def regenerate_session_id(app: Flask, session) -> None:
     """
     app.session_interface.regenerate(session)
 
-
-def renew_session() -> None:
-    """Start over: a new session id and no data (before a login changes who is signed in)."""
-    from flask import current_app, session
-
-    regenerate_session_id(current_app, session)
-    session.clear()
-    # A new CSRF token for the new session, written with it: the next page need not save again.
-    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)
-    generate_csrf()

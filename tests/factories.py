@@ -7,7 +7,7 @@ import itertools
 from portal.accounts import passwords
 from portal.extensions import db
 from portal.models import Practice, User
-from portal.models.base import utcnow
+from portal import clock
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
@@ -40,7 +40,7 @@ def make_user(
         practice=practice if role != "support" else None,
         password_hash=passwords.hash_password(password),
         active=active,
-        email_verified_at=utcnow() if verified else None,
+        email_verified_at=clock.now() if verified else None,
     )
     db.session.add(user)
     db.session.commit()
@@ -53,7 +53,7 @@ def make_enrollment(user: User, method: str, *, phone: str = "+12025550143", sec
     from portal.models import MfaEnrollment
 
     plain = None
-    enrollment = MfaEnrollment(user_id=user.id, method=method, enrolled_at=utcnow())
+    enrollment = MfaEnrollment(user_id=user.id, method=method, enrolled_at=clock.now())
     if method == "sms":
         enrollment.phone_e164 = phone
     elif method == "totp":

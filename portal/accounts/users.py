@@ -9,16 +9,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
-from portal.accounts import passwords
-from portal.accounts.errors import AccountError, EmailTaken, UnknownPractice
+from portal.accounts import lockout, passwords
+from portal.accounts.errors import EmailTaken, InvalidEmail, UnknownPractice
 from portal.extensions import db
 from portal.models import Practice, User
 from portal.models.user import PRACTICE_ROLES, ROLES
-
-
-class InvalidEmail(AccountError):
-    def __init__(self, message="Enter a valid email address."):
-        super().__init__(message)
 
 
 def normalise_email(raw: str) -> str:
@@ -57,23 +52,20 @@ def authenticate(email: str, password: str, *, now: datetime) -> User | None:
     counts toward the account lock; while locked even the right password is refused.
     Rehashes the stored password when the configured parameters have changed.
     """
-    from portal.accounts import lockout
-
     user = find_by_email(email)
     if user is None:
         passwords.verify_password(None, password)
         return None
     correct = passwords.verify_password(user.password_hash, password)
-    if lockout.password_locked(user, now):
+    if lockout.locked_until(user, lockout.PASSWORD, now) is not None:
         return None
     if not correct:
         if user.active:
-            lockout.record_password_failure(user, now)
+            lockout.count_failure(user, lockout.PASSWORD, now)
         return None
     if not user.active:
         return None
-    if user.failed_password_count or user.password_locked_until is not None:
-        lockout.reset_password_failures(user)
+    lockout.reset(user, lockout.PASSWORD)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     if db.session.dirty:

@@ -22,9 +22,9 @@ from sqlalchemy import event as orm_events
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from portal import clock
 from portal.extensions import db
 from portal.models.audit import AuditChainLock, AuditEvent
-from portal.models.base import utcnow
 
 GENESIS = "0" * 64
 
@@ -96,7 +96,7 @@ def record(event_type: str, *, outcome: str = "success", actor=None, subject=Non
     if practice_id is None:
         practice_id = getattr(subject, "practice_id", None) or getattr(actor, "practice_id", None)
     event = SimpleNamespace(
-        occurred_at=now or utcnow(),
+        occurred_at=now or clock.now(),
         event_type=event_type,
         outcome=outcome,
         actor_id=getattr(actor, "id", None),

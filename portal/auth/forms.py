@@ -1,6 +1,7 @@
-from portal.forms import PortalForm
-from wtforms import EmailField, PasswordField, StringField, SubmitField
+from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
+
+from portal.forms import PortalForm
 
 
 class LoginForm(PortalForm):
@@ -22,25 +23,7 @@ class NewPasswordForm(PortalForm):
     )
     confirm = PasswordField(
         "Repeat the password",
-        validators=[DataRequired(message="Repeat the password."), EqualTo("password", message="The two passwords differ.")],
+        validators=[DataRequired(message="Repeat the password."),
+                    EqualTo("password", message="The two passwords differ.")],
     )
     submit = SubmitField("Set password")
-
-
-class LogoutForm(PortalForm):
-    submit = SubmitField("Log Out")
-
-
-
-
-class CodeForm(PortalForm):
-    code = StringField(
-        "Enter the code provided",
-        validators=[DataRequired(message="Enter the 6-digit code."), Length(max=32, message="Enter the 6-digit code: six digits, 0 to 9.")],
-        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false", "autocapitalize": "off"},
-    )
-    submit = SubmitField("Verify")
-
-
-class ResendForm(PortalForm):
-    """The "click here" resend: a button with no fields, CSRF-protected."""

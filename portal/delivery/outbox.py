@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from portal.delivery.base import EmailMessage
+from portal.delivery.message import EmailMessage
 from portal.extensions import db
 from portal.models import OutboxMessage
 

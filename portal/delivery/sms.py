@@ -8,7 +8,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from portal.delivery.base import DeliveryError
+from portal.delivery.errors import DeliveryError
 
 
 def _client() -> Client:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, or_, select
 
 from portal.enforcement.review import like_pattern
 from portal.extensions import db
+from portal.mfa import methods
 from portal.models import MfaEnrollment, Practice, User
 
 
@@ -31,3 +34,16 @@ def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | No
         .order_by(User.email)
         .limit(limit)
     ).all()
+
+
+def mfa_state(user: User, now: datetime) -> dict:
+    """A user's MFA state as support sees it: never a secret, a code or a full phone number."""
+    method = methods.of(user.mfa)
+    return dict(
+        method=method.label if method else None,
+        destination=method.masked_destination(user, user.mfa) if method else None,
+        enrolled_at=user.mfa.enrolled_at if method else None,
+        last_mfa_at=user.last_mfa_at,
+        failed=user.mfa_failed_count,
+        locked_until=user.mfa_locked_until if user.mfa_locked_until and user.mfa_locked_until > now else None,
+    )

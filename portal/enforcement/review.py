@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 
 from portal.extensions import db
 from portal.models import MfaEnrollment, PracticeMfaCount, User
-from portal.models.mfa import METHOD_LABELS, METHODS
+from portal.mfa import methods
 
 PER_PAGE = 25
 SORTS = {
@@ -43,6 +43,11 @@ class Coverage:
     def percent(self) -> int:
         return round(100 * self.enrolled / self.total) if self.total else 0
 
+    @property
+    def labelled(self) -> list[tuple[str, int]]:
+        """(label, users) for each method, in the registry's order."""
+        return [(method.label, self.by_method[method.key]) for method in methods.ALL]
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -53,7 +58,7 @@ class Counts:
     @property
     def coverage(self) -> Coverage:
         """N of M active users have MFA, split by method."""
-        by_method = {method: 0 for method in METHODS}
+        by_method = {method.key: 0 for method in methods.ALL}
         for active, method, users in self.rows:
             if active and method in by_method:
                 by_method[method] = users
@@ -178,7 +183,7 @@ class Row:
 
     @property
     def method_label(self) -> str:
-        return METHOD_LABELS.get(self.method or "", "None")
+        return methods.label(self.method)
 
 
 def _row(user: User, enrollment: MfaEnrollment | None) -> Row:

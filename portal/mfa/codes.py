@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
-from portal import audit
+from portal.accounts import lockout
+from portal import delivery
 from portal.extensions import db
 from portal.mfa.errors import (
     AccountLocked,
@@ -72,36 +73,17 @@ def check_not_locked(user: User, now: datetime) -> None:
 
 
 def record_failure(user: User, now: datetime) -> None:
-    """Count a wrong code against the account; lock it at the configured maximum.
+    """Count a wrong code against the account; lock it at the configured maximum. Commits.
 
-    The counter spans codes, resends, sessions and TOTP, so none of them resets guessing.
-    Uses an atomic increment so parallel requests cannot lose counts.
+    The counter spans codes, resends, sessions and authenticator codes, so none of them
+    resets guessing; it is the same atomic counter as for passwords.
     """
-    db.session.execute(
-        update(User).where(User.id == user.id).values(mfa_failed_count=User.mfa_failed_count + 1)
-        .execution_options(synchronize_session=False)
-    )
-    count = db.session.scalar(select(User.mfa_failed_count).where(User.id == user.id))
-    if count >= current_app.config["MFA_MAX_FAILED_CODES"]:
-        db.session.execute(
-            update(User).where(User.id == user.id)
-            .values(mfa_failed_count=0, mfa_locked_until=now + current_app.config["MFA_LOCK_DURATION"])
-            .execution_options(synchronize_session=False)
-        )
-        audit.record("mfa.locked", outcome="failure", subject=user, now=now,
-                     detail={"failures": count, "minutes": int(current_app.config["MFA_LOCK_DURATION"].total_seconds() // 60)})
-    db.session.commit()
-    db.session.refresh(user)
-    if count >= current_app.config["MFA_MAX_FAILED_CODES"]:
-        from portal.accounts.lockout import notify_locked
-
-        notify_locked(user, "code", now)
+    lockout.count_failure(user, lockout.CODE, now)
 
 
 def record_success(user: User, now: datetime) -> None:
     """Reset the failure counter (not committed)."""
-    user.mfa_failed_count = 0
-    user.mfa_locked_until = None
+    lockout.reset(user, lockout.CODE)
 
 
 # -- issuing ----------------------------------------------------------------------------
@@ -144,11 +126,11 @@ def check_send_allowed(user: User, channel: str, destination: str, now: datetime
     last_hour = [row.created_at for row in recent if row.created_at > hour_ago]
     if len(last_hour) >= config["MFA_CODES_PER_HOUR"]:
         raise SendThrottled(last_hour[0] + timedelta(hours=1) - now, reason="volume")
-    if channel == "sms":
+    if delivery.channel(channel).metered:
         day_ago = now - timedelta(days=1)
         sent = list(db.session.scalars(
             select(MfaCode.created_at)
-            .where(MfaCode.destination_hash == destination_hash(destination), MfaCode.channel == "sms",
+            .where(MfaCode.destination_hash == destination_hash(destination), MfaCode.channel == channel,
                    MfaCode.created_at > day_ago)
             .order_by(MfaCode.created_at)
         ))
@@ -157,7 +139,7 @@ def check_send_allowed(user: User, channel: str, destination: str, now: datetime
         # A ceiling on all texts per day caps the cost of an SMS-pumping attack spread
         # across many accounts and numbers.
         total = db.session.scalar(
-            select(func.count(MfaCode.id)).where(MfaCode.channel == "sms", MfaCode.created_at > day_ago)
+            select(func.count(MfaCode.id)).where(MfaCode.channel == channel, MfaCode.created_at > day_ago)
         )
         if total >= config["MFA_SMS_GLOBAL_PER_DAY"]:
             current_app.logger.error("global daily SMS cap reached (%s)", total)

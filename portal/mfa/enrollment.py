@@ -8,37 +8,32 @@ method keeps working. There is deliberately no way here to turn MFA off: support
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 
-from portal.accounts.users import end_all_sessions
 from portal import audit
+from portal.accounts.users import end_all_sessions
 from portal.extensions import db
-from portal.mfa import codes, crypto, messages, phones, policy, totp
-from portal.mfa.errors import (
-    DeliveryFailed,
-    EmailNotVerified,
-    EnrollmentExpired,
-    InvalidCode,
-    MethodNotAllowed,
-    MfaError,
-)
-from portal.mfa.masking import mask_destination
+from portal.mfa import codes, messages, methods, phones, policy
+from portal.mfa.errors import CannotClear, EmailNotVerified, EnrollmentExpired, MethodNotAllowed, MfaError
 from portal.models import MfaEnrollment, MfaPendingEnrollment, User
 
 
-def check_allowed(user: User, method: str) -> None:
+def check_allowed(user: User, method: methods.Method) -> None:
+    """Raises MethodNotAllowed for a method the user may not choose."""
     if method not in policy.allowed_methods(user):
-        raise MethodNotAllowed(
-            "Support staff must use Authenticator Apps." if user.role == "support" else None
-        )
+        raise MethodNotAllowed("Support staff must use Authenticator Apps." if user.role == "support" else None)
+
+
+_PENDING = select(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == bindparam("uid"))
 
 
 def pending_for(user: User, now: datetime) -> MfaPendingEnrollment | None:
-    """The user's unexpired pending method, if any; an expired one is removed."""
-    pending = db.session.scalar(db.select(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
+    """The user's unexpired pending method, if any; an expired one is removed (committed)."""
+    pending = db.session.scalar(_PENDING, {"uid": user.id})
     if pending is not None and pending.expires_at <= now:
         db.session.delete(pending)
         db.session.commit()
@@ -46,32 +41,48 @@ def pending_for(user: User, now: datetime) -> MfaPendingEnrollment | None:
     return pending
 
 
-def _replace_pending(user: User, now: datetime, **details) -> MfaPendingEnrollment:
+def _replace_pending(user: User, method: methods.Method, now: datetime, **details) -> MfaPendingEnrollment:
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
-    pending = MfaPendingEnrollment(
-        user_id=user.id, created_at=now, expires_at=now + current_app.config["MFA_ENROLLMENT_TTL"], **details
-    )
+    pending = MfaPendingEnrollment(user_id=user.id, method=method.key, created_at=now,
+                                   expires_at=now + current_app.config["MFA_ENROLLMENT_TTL"], **details)
     db.session.add(pending)
     db.session.flush()
     return pending
 
 
-def cancel_pending(user: User) -> None:
-    db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
-    db.session.commit()
+@dataclass(frozen=True)
+class Begun:
+    """What choosing a device led to: the first set-up step, or a method already on."""
+
+    step: methods.Step | None = None
+    enrollment: MfaEnrollment | None = None
+
+    @property
+    def enrollment_method(self) -> methods.Method | None:
+        return methods.of(self.enrollment)
 
 
-def choose_email(user: User, now: datetime) -> MfaEnrollment:
-    """Enable Email at once, for the verified login address only.
+def begin(user: User, method: methods.Method, now: datetime) -> Begun:
+    """Start setting up `method` under "Choose MFA Device:". Commits what it stores.
+
+    A method without set-up steps (Email) turns on at once, for the verified login address
+    only. A method whose first step needs something stored (an authenticator's new secret,
+    a new one on every attempt) stores it as pending.
 
     Raises MethodNotAllowed, EmailNotVerified.
     """
-    check_allowed(user, "email")
-    if user.email_verified_at is None:
+    check_allowed(user, method)
+    if method.uses_login_email and user.email_verified_at is None:
         raise EmailNotVerified()
-    if user.mfa is not None and user.mfa.method == "email":
-        return user.mfa
-    return activate(user, method="email", now=now)
+    if not method.steps:
+        if user.mfa is not None and user.mfa.method == method.key:
+            return Begun(enrollment=user.mfa)
+        return Begun(enrollment=activate(user, method=method.key, now=now))
+    details = method.new_pending_details()
+    if details is not None:
+        _replace_pending(user, method, now, **details)
+        db.session.commit()
+    return Begun(step=methods.Step(method, method.entry_step or method.resume_step))
 
 
 def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
@@ -80,63 +91,29 @@ def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> M
     Raises MethodNotAllowed, InvalidPhoneNumber, SendThrottled, DeliveryFailed. On a failure
     nothing is saved and any previous pending number stays as it was.
     """
-    check_allowed(user, "sms")
+    check_allowed(user, methods.SMS)
     e164 = phones.parse_us_number(raw_phone)
-    codes.check_send_allowed(user, "sms", e164, now, purpose="enroll", challenge=challenge)
-    pending = _replace_pending(user, now, method="sms", phone_e164=e164)
-    _send_enrollment_code(user, e164, challenge=challenge, now=now)
+    codes.check_send_allowed(user, methods.SMS.channel.key, e164, now, purpose="enroll", challenge=challenge)
+    pending = _replace_pending(user, methods.SMS, now, phone_e164=e164)
+    messages.deliver_code(user, methods.SMS, pending, purpose="enroll", challenge=challenge, now=now)
     return pending
 
 
-def resend_sms(user: User, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
-    """Text a fresh code to the pending number; the old code stops working.
+def resend_code(user: User, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
+    """Send a fresh code to the destination being set up; the old code stops working.
 
     Raises EnrollmentExpired, SendThrottled, DeliveryFailed.
     """
     pending = pending_for(user, now)
-    if pending is None or pending.method != "sms":
+    method = methods.of(pending)
+    if method is None or not method.sends_codes:
         raise EnrollmentExpired()
-    _send_enrollment_code(user, pending.phone_e164, challenge=challenge, now=now)
+    messages.deliver_code(user, method, pending, purpose="enroll", challenge=challenge, now=now, resend=True)
     return pending
-
-
-def _send_enrollment_code(user: User, e164: str, *, challenge: str, now: datetime) -> None:
-    try:
-        _, code = codes.issue(user, purpose="enroll", channel="sms", destination=e164, challenge=challenge, now=now)
-    except MfaError:
-        db.session.rollback()  # nothing half-written: the old pending number stays as it was
-        raise
-    detail = {"channel": "sms", "destination": phones.mask_phone(e164), "purpose": "enroll"}
-    try:
-        messages.send_code("sms", e164, code)
-    except DeliveryFailed:
-        db.session.rollback()
-        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
-        raise
-    audit.record("mfa.code_sent", subject=user, now=now, detail=detail)
-    db.session.commit()
-
-
-def start_totp(user: User, now: datetime) -> MfaPendingEnrollment:
-    """Create a new pending authenticator secret (a new one on every attempt).
-
-    Raises MethodNotAllowed.
-    """
-    check_allowed(user, "totp")
-    pending = _replace_pending(user, now, method="totp", totp_secret=crypto.encrypt(totp.new_secret()))
-    db.session.commit()
-    return pending
-
-
-def totp_setup(user: User, pending: MfaPendingEnrollment) -> dict:
-    """What the page shows while setting up an app: QR code (SVG) and the manual key."""
-    secret = crypto.decrypt(pending.totp_secret)
-    uri = totp.provisioning_uri(secret, user.email)
-    return {"qr_svg": totp.qr_svg(uri), "manual_key": totp.grouped(secret), "uri": uri}
 
 
 def verify(user: User, raw_code: str, *, challenge: str, now: datetime) -> MfaEnrollment:
-    """Prove the pending method with a code and make it the user's one active method.
+    """Prove the pending method with a code and make it the user's one active method. Commits.
 
     Raises EnrollmentExpired, MalformedCode, AccountLocked, InvalidCode, CodeExpired,
     CodeUsedUp, NoActiveCode. Each failure leaves the old method active.
@@ -144,47 +121,37 @@ def verify(user: User, raw_code: str, *, challenge: str, now: datetime) -> MfaEn
     pending = pending_for(user, now)
     if pending is None:
         raise EnrollmentExpired()
+    method = methods.of(pending)
     try:
-        return _verify_pending(user, pending, raw_code, challenge=challenge, now=now)
+        step = method.check_code(user, pending, raw_code, purpose="enroll", challenge=challenge, now=now)
     except MfaError as error:
         db.session.rollback()
         audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
-                     detail={"method": pending.method, "purpose": "enroll", "reason": type(error).__name__}, commit=True)
+                     detail={"method": method.key, "purpose": "enroll", "reason": type(error).__name__}, commit=True)
         raise
-
-
-def _verify_pending(user: User, pending: MfaPendingEnrollment, raw_code: str, *, challenge: str, now: datetime) -> MfaEnrollment:
-    if pending.method == "sms":
-        codes.verify(user, purpose="enroll", challenge=challenge, raw_code=raw_code, now=now)
-        return activate(user, method="sms", phone_e164=pending.phone_e164, now=now)
-    code = codes.normalise_code(raw_code)
-    codes.check_not_locked(user, now)
-    secret = crypto.decrypt(pending.totp_secret)
-    step = totp.matching_step(secret, code, now, None)
-    if step is None:
-        codes.record_failure(user, now)
-        codes.check_not_locked(user, now)
-        raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
     codes.record_success(user, now)
-    return activate(user, method="totp", totp_secret=pending.totp_secret, totp_last_step=step, now=now)
+    return activate(user, method=method.key, phone_e164=pending.phone_e164, totp_secret=pending.totp_secret,
+                    totp_last_step=step, now=now)
 
 
 def activate(user: User, *, method: str, now: datetime, phone_e164: str | None = None,
              totp_secret: str | None = None, totp_last_step: int | None = None) -> MfaEnrollment:
-    """Swap in the new method in one transaction; end the user's other sessions; notify.
+    """Swap in the new method in one transaction; end the user's other sessions; notify. Commits.
 
     The caller must renew the current session's login (the session version changes).
     """
+    new = methods.get(method)
     old = user.mfa
-    old_method = old.method if old else None
-    old_destination = mask_destination(old.method, email=user.email, phone_e164=old.phone_e164) if old else None
-    old_phone = old.phone_e164 if old is not None and old.method == "sms" and old.phone_e164 != phone_e164 else None
+    old_method = methods.of(old)
+    old_destination = old_method.masked_destination(user, old) if old_method else None
+    old_phone = old.phone_e164 if old is not None and old.phone_e164 and old.phone_e164 != phone_e164 else None
     if old is not None:
         db.session.delete(old)
         db.session.flush()
     enrollment = MfaEnrollment(
-        user_id=user.id, method=method, phone_e164=phone_e164, totp_secret=totp_secret,
-        totp_last_step=totp_last_step, enrolled_at=now, last_used_at=now if method != "email" else None,
+        user_id=user.id, method=new.key, phone_e164=phone_e164, totp_secret=totp_secret,
+        # A method set up in steps was just proven with a code; one that turns on at once was not.
+        totp_last_step=totp_last_step, enrolled_at=now, last_used_at=now if new.steps else None,
     )
     db.session.add(enrollment)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
@@ -192,27 +159,23 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
     end_all_sessions(user)
     db.session.flush()
     audit.record(
-        "mfa.enrolled" if old_method is None else "mfa.switched", actor=user, subject=user, now=now,
-        detail={"method": method, "destination": mask_destination(method, email=user.email, phone_e164=phone_e164),
-                "previous_method": old_method},
+        "mfa.enrolled" if old is None else "mfa.switched", actor=user, subject=user, now=now,
+        detail={"method": new.key, "destination": new.masked_destination(user, enrollment),
+                "previous_method": old_method.key if old_method else None},
     )
     db.session.commit()
     db.session.refresh(user)
-    if old_method is None:
-        messages.notify_change(user, "enabled", method=method)
+    if old is None:
+        messages.notify_change(user, "enabled", method=new.key)
     else:
-        messages.notify_change(user, "switched", method=method, old_method=old_method, old_destination=old_destination,
-                               old_phone=old_phone)
+        messages.notify_change(user, "switched", method=new.key, old_method=old_method.key,
+                               old_destination=old_destination, old_phone=old_phone)
     db.session.commit()
     return enrollment
 
 
-class CannotClear(MfaError):
-    status = 400
-
-
 def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: datetime) -> None:
-    """Remove the user's MFA (the "lost phone" case). Only support calls this.
+    """Remove the user's MFA (the "lost phone" case). Only support calls this. Commits.
 
     Raises CannotClear (own account, nothing to clear, missing reason or ticket). Deletes the
     method and any method being set up, voids live codes, resets the failure counter and lock,
@@ -231,8 +194,7 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
     db.session.delete(user.mfa)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
     codes.void_live_codes(user, now)
-    user.mfa_failed_count = 0
-    user.mfa_locked_until = None
+    codes.record_success(user, now)  # the code lock and its counter go with the method
     end_all_sessions(user)
     audit.record("mfa.cleared", actor=actor, subject=user, now=now,
                  detail={"previous_method": previous, "reason": reason[:500], "ticket": ticket[:100]})

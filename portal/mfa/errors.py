@@ -1,9 +1,14 @@
-"""Domain errors of the MFA services. `str(error)` is a message fit to show the user."""
+"""Domain errors of the MFA services. `str(error)` is a message fit to show the user;
+`status` is the HTTP status a view answers with. Lifetimes in messages come from configuration."""
 
 from __future__ import annotations
 
 import math
 from datetime import timedelta
+
+from flask import current_app
+
+from portal import wording
 
 
 class MfaError(Exception):
@@ -11,7 +16,10 @@ class MfaError(Exception):
     default = "Something is wrong with that request."
 
     def __init__(self, message: str | None = None):
-        super().__init__(message or self.default)
+        super().__init__(message or self.default_message())
+
+    def default_message(self) -> str:
+        return self.default
 
 
 class MalformedCode(MfaError):
@@ -26,7 +34,10 @@ class InvalidCode(MfaError):
 
 class CodeExpired(MfaError):
     status = 400
-    default = "That code has expired: codes are valid for five minutes. Use the click here link to get a new one."
+
+    def default_message(self) -> str:
+        lifetime = wording.minutes_in_words(current_app.config["MFA_CODE_TTL"])
+        return f"That code has expired: codes are valid for {lifetime}. Use the click here link to get a new one."
 
 
 class CodeUsedUp(MfaError):
@@ -89,9 +100,13 @@ class EmailNotVerified(MfaError):
 
 class EnrollmentExpired(MfaError):
     status = 400
-    default = "Setting up took longer than 10 minutes, so it was cancelled. Choose your MFA device again."
+
+    def default_message(self) -> str:
+        lifetime = wording.minutes(current_app.config["MFA_ENROLLMENT_TTL"])
+        return f"Setting up took longer than {lifetime} minutes, so it was cancelled. Choose your MFA device again."
 
 
-class PendingLoginExpired(MfaError):
+class CannotClear(MfaError):
+    """Support cannot clear this user's MFA (own account, nothing to clear, reason or ticket missing)."""
+
     status = 400
-    default = "Your sign-in took too long and was cancelled for your security. Log In again."

@@ -1,6 +1,4 @@
-"""Masked destinations, shown only after the password step."""
-
-from portal.mfa.phones import mask_phone
+"""Masked email addresses, shown only after the password step (phones: `phones.mask_phone`)."""
 
 
 def mask_email(email: str) -> str:
@@ -13,11 +11,3 @@ def mask_email(email: str) -> str:
     else:
         masked = local[0] + "*" * (len(local) - 2) + local[-1]
     return f"{masked}@{domain}"
-
-
-def mask_destination(method: str, *, email: str, phone_e164: str | None) -> str | None:
-    if method == "sms" and phone_e164:
-        return mask_phone(phone_e164)
-    if method == "email":
-        return mask_email(email)
-    return None

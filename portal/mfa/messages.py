@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 
+from portal import audit
 from portal.delivery import DeliveryError, send_email, send_sms
-from portal.mfa.errors import DeliveryFailed
-from portal.mfa.masking import mask_destination
+from portal.extensions import db
+from portal.mfa import codes, methods, policy
+from portal.mfa.errors import DeliveryFailed, MfaError
 from portal.models import User
-from portal.models.mfa import METHOD_LABELS
+from portal.wording import minutes
 
 CODE_SUBJECT = "Your verification code"
 
 
 def _minutes() -> int:
-    return int(current_app.config["MFA_CODE_TTL"].total_seconds() // 60)
+    return minutes(current_app.config["MFA_CODE_TTL"])
 
 
 def sms_code_text(code: str) -> str:
@@ -22,15 +26,51 @@ def sms_code_text(code: str) -> str:
     return f"{name}: your verification code is {code}. It expires in {_minutes()} minutes. Never share this code."
 
 
+def _email_code(destination: str, code: str) -> None:
+    send_email(destination, CODE_SUBJECT, "mfa_code", code=code, minutes=_minutes())
+
+
+def _text_code(destination: str, code: str) -> None:
+    send_sms(destination, sms_code_text(code))
+
+
+# How a code is worded for each delivery channel.
+_CODE_SENDERS = {"email": _email_code, "sms": _text_code}
+
+
 def send_code(channel: str, destination: str, code: str) -> None:
-    """Send a code by SMS or email. Raises DeliveryFailed (the code is not logged)."""
+    """Send a code by a channel ("sms", "email"). Raises DeliveryFailed (the code is not logged)."""
     try:
-        if channel == "sms":
-            send_sms(destination, sms_code_text(code))
-        else:
-            send_email(destination, CODE_SUBJECT, "mfa_code", code=code, minutes=_minutes())
+        _CODE_SENDERS[channel](destination, code)
     except DeliveryError as error:
         raise DeliveryFailed() from error
+
+
+def deliver_code(user: User, method: methods.Method, details, *, purpose: str, challenge: str, now: datetime,
+                 resend: bool = False) -> None:
+    """Issue a code for `details` (the active method at Log In, the pending one at set-up),
+    send it and audit it, voiding the previous code of this purpose. Commits.
+
+    Raises SendThrottled, DeliveryFailed. On a failure nothing the caller left uncommitted is
+    kept (a pending number stays as it was), no code is stored and no attempt is counted; a
+    failed send is audited.
+    """
+    destination = method.destination(user, details)
+    try:
+        _, code = codes.issue(user, purpose=purpose, channel=method.channel.key, destination=destination,
+                              challenge=challenge, now=now)
+    except MfaError:
+        db.session.rollback()
+        raise
+    detail = {"channel": method.channel.key, "destination": method.masked_destination(user, details), "purpose": purpose}
+    try:
+        send_code(method.channel.key, destination, code)
+    except DeliveryFailed:
+        db.session.rollback()
+        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
+        raise
+    audit.record("mfa.code_resent" if resend else "mfa.code_sent", subject=user, now=now, detail=detail)
+    db.session.commit()
 
 
 def notify_change(user: User, event: str, *, method: str | None = None, old_method: str | None = None,
@@ -45,14 +85,15 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
         "switched": "Your multi-factor authentication method changed",
         "cleared": "Your multi-factor authentication was cleared",
     }
+    current = methods.find(method)
     context = dict(
         user=user,
         event=event,
-        method_label=METHOD_LABELS.get(method or "", ""),
-        destination=mask_destination(method, email=user.email, phone_e164=user.mfa.phone_e164 if user.mfa else None) if method else None,
-        old_method_label=METHOD_LABELS.get(old_method or "", ""),
+        method_label=methods.label(method, ""),
+        destination=current.masked_destination(user, user.mfa) if current else None,
+        old_method_label=methods.label(old_method, ""),
         old_destination=old_destination,
-        required=bool(user.practice and user.practice.mfa_required) or user.role == "support",
+        required=policy.is_required(user),
     )
     try:
         send_email(user.email, subjects[event], "mfa_notice", **context)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from portal.mfa import methods
 from portal.models import User
-from portal.models.mfa import METHODS
 
 
 def must_enroll(user: User) -> bool:
@@ -17,8 +17,8 @@ def is_required(user: User) -> bool:
     return bool(user.practice and user.practice.mfa_required)
 
 
-def allowed_methods(user: User) -> tuple[str, ...]:
+def allowed_methods(user: User) -> tuple[methods.Method, ...]:
     """Support staff use Authenticator Apps only, the strongest of the three."""
     if user.role == "support":
-        return ("totp",)
-    return METHODS
+        return tuple(method for method in methods.ALL if method.for_support)
+    return methods.ALL

@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
-from portal.models.base import UTCDateTime, utcnow
+from portal.models.base import UTCDateTime, clock_now
 
 
 class AuditChainLock(db.Model):
@@ -33,7 +33,7 @@ class AuditEvent(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now, index=True)
     event_type: Mapped[str] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(10))
     actor_id: Mapped[int | None] = mapped_column(Integer)

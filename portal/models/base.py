@@ -5,9 +5,13 @@ from datetime import datetime, timezone
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+from portal import clock
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+
+def clock_now() -> datetime:
+    """Column default: the server clock, looked up at each insert so a test that moves
+    `portal.clock` moves the defaults too."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator):

@@ -6,11 +6,9 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, T
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from portal.extensions import db
-from portal.models.base import UTCDateTime, utcnow
+from portal.models.base import UTCDateTime, clock_now
 
-METHODS = ("totp", "sms", "email")  # the order the Security page lists them
-METHOD_LABELS = {"totp": "Authenticator Apps", "sms": "SMS", "email": "Email"}
-
+# The schema's own guard; what each method is and does lives in portal.mfa.methods.
 _METHOD_CHECK = "method IN ('sms', 'email', 'totp')"
 _DETAILS_CHECK = (
     "(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL)"
@@ -48,14 +46,10 @@ class MfaEnrollment(_MethodDetails, db.Model):
 
     # The last accepted TOTP time step; any step at or before it is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
-    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user = relationship("User", back_populates="mfa")
-
-    @property
-    def label(self) -> str:
-        return METHOD_LABELS[self.method]
 
 
 class MfaPendingEnrollment(_MethodDetails, db.Model):
@@ -63,7 +57,7 @@ class MfaPendingEnrollment(_MethodDetails, db.Model):
 
     __tablename__ = "mfa_pending_enrollments"
 
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -90,7 +84,7 @@ class MfaCode(db.Model):
     destination_hash: Mapped[str] = mapped_column(String(64))
     challenge: Mapped[str] = mapped_column(String(64))
     code_hmac: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

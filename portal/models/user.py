@@ -5,7 +5,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
-from portal.models.base import UTCDateTime, utcnow
+from portal.models.base import UTCDateTime, clock_now
 
 ROLES = ("clinician", "staff", "practice_admin", "support")
 PRACTICE_ROLES = ("clinician", "staff", "practice_admin")
@@ -46,7 +46,7 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Part of the Flask-Login id: bumping it ends every session of this user.
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
     # Consecutive failed second-factor codes across codes, resends and TOTP; success resets.
     mfa_failed_count: Mapped[int] = mapped_column(default=0, server_default="0")
     mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

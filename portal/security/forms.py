@@ -1,8 +1,7 @@
-from portal.forms import PortalForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from portal.auth.forms import CodeForm, ResendForm
+from portal.forms import PortalForm
 
 
 class ConfirmPasswordForm(PortalForm):
@@ -17,11 +16,9 @@ class ChooseDeviceForm(PortalForm):
 class PhoneNumberForm(PortalForm):
     phone = StringField(
         "Phone Number",
-        validators=[DataRequired(message="Enter your phone number."), Length(max=40, message="Enter a US phone number.")],
+        validators=[DataRequired(message="Enter your phone number."),
+                    Length(max=40, message="Enter a US phone number.")],
         description="A US mobile number that receives text messages, for example (555) 555-1234.",
         render_kw={"autocomplete": "tel-national", "inputmode": "tel"},
     )
     submit = SubmitField("Save Phone Number")
-
-
-__all__ = ["ChooseDeviceForm", "CodeForm", "ConfirmPasswordForm", "PhoneNumberForm", "ResendForm"]

@@ -1,8 +1,7 @@
-from portal.forms import PortalForm
 from wtforms import PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from portal.auth.forms import CodeForm
+from portal.forms import CodeForm, PortalForm
 
 
 class ConfirmForm(CodeForm):

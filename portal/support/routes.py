@@ -1,19 +1,18 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal import audit, clock, limits
+from portal import auth_state, clock, limits
 from portal.access import safe_next
-from portal.accounts import lockout, passwords
+from portal.accounts import signin
+from portal.accounts.errors import AccountError
 from portal.audit.query import AuditFilter, events
 from portal.audit import EVENT_TYPES
 from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx
-from portal.mfa import login as mfa_login
-from portal.mfa.enrollment import CannotClear, clear_by_support
-from portal.mfa.errors import MfaError
-from portal.mfa.masking import mask_destination
+from portal.mfa.enrollment import clear_by_support
+from portal.mfa.errors import CannotClear, MfaError
 from portal.models import Practice, RequirementRequest, User
 from portal.support import bp, guard
 from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm
@@ -24,40 +23,31 @@ def restrict_to_support():
     """404 for anyone but support staff on an allowed network; then ask for a fresh confirmation."""
     if not current_user.is_authenticated or current_user.role != "support" or not guard.network_allowed():
         abort(404)
-    if request.endpoint != "support.confirm" and not guard.is_confirmed(clock.now()):
+    if request.endpoint != "support.confirm" and not auth_state.proven_within(auth_state.PASSWORD_AND_CODE, clock.now()):
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return hx_redirect(url_for("support.confirm", next=safe_next(target)))
     return None
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
-@limits.code_per_address
+@limits.reauth_per_address
 def confirm():
-    """Confirm with password and authenticator code before support work (15 minutes)."""
+    """Confirm with password and authenticator code before support work."""
     form = ConfirmForm()
     next_url = safe_next(request.args.get("next"))
     status = 200
     if form.validate_on_submit():
-        now = clock.now()
-        user = current_user._get_current_object()
-        correct = passwords.verify_password(user.password_hash, form.password.data)
-        if lockout.password_locked(user, now) or not correct:
-            audit.record("reauth.failed", outcome="failure", actor=user, subject=user, now=now,
-                         detail={"where": "support"}, commit=True)
-            if not lockout.password_locked(user, now):
-                lockout.record_password_failure(user, now)
-            form.password.errors.append("That password is not correct.")
-            status = 401
+        try:
+            signin.confirm_for_support(current_user._get_current_object(), form.password.data, form.code.data,
+                                       now=clock.now())
+        except AccountError as error:
+            form.password.errors.append(str(error))
+            status = error.status
+        except MfaError as error:
+            form.code.errors.append(str(error))
+            status = error.status
         else:
-            try:
-                mfa_login.verify_login_code(current_user, form.code.data, challenge="", now=now)
-            except MfaError as error:
-                form.code.errors.append(str(error))
-                status = error.status
-            else:
-                guard.mark_confirmed(now)
-                audit.record("support.confirmed", actor=current_user, subject=current_user, now=now, commit=True)
-                return redirect(next_url or url_for("support.index"), code=303)
+            return redirect(next_url or url_for("support.index"), code=303)
     elif form.errors:
         status = 400
     return render_template("support/confirm.html", form=form, next_url=next_url), status
@@ -78,36 +68,21 @@ def find_users():
     return render_template("support/find_users.html", q=q, results=results)
 
 
-def _user_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
-
-
 def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | None = None):
-    enrollment = user.mfa
-    state = dict(
-        method=enrollment.label if enrollment else None,
-        destination=mask_destination(enrollment.method, email=user.email, phone_e164=enrollment.phone_e164) if enrollment else None,
-        enrolled_at=enrollment.enrolled_at if enrollment else None,
-        last_mfa_at=user.last_mfa_at,
-        failed=user.mfa_failed_count,
-        locked_until=user.mfa_locked_until if user.mfa_locked_until and user.mfa_locked_until > clock.now() else None,
-    )
-    return render_template("support/show_user.html", user=user, state=state, form=form, error=error), status
+    return render_template("support/show_user.html", user=user, state=directory.mfa_state(user, clock.now()),
+                           form=form, error=error), status
 
 
 @bp.route("/users/<id:user_id>")
 def show_user(user_id):
     """Show one user's MFA state (never a secret, a code or a full phone number)."""
-    return _user_page(_user_or_404(user_id), ClearMfaForm())
+    return _user_page(db.get_or_404(User, user_id), ClearMfaForm())
 
 
 @bp.route("/users/<id:user_id>/clear-mfa", methods=["POST"])
 def clear_mfa(user_id):
     """Clear a user's MFA settings, with a reason and a ticket reference."""
-    user = _user_or_404(user_id)
+    user = db.get_or_404(User, user_id)
     form = ClearMfaForm()
     if not form.validate_on_submit():
         return _user_page(user, form, 400)
@@ -119,17 +94,10 @@ def clear_mfa(user_id):
     return hx_redirect(url_for("support.show_user", user_id=user.id))
 
 
-def _practice_or_404(practice_id: int) -> Practice:
-    practice = db.session.get(Practice, practice_id)
-    if practice is None:
-        abort(404)
-    return practice
-
-
 @bp.route("/practices/<id:practice_id>")
 def show_practice(practice_id):
     """Show a practice's requirement and the form to change it."""
-    practice = _practice_or_404(practice_id)
+    practice = db.get_or_404(Practice, practice_id)
     return render_template("support/show_practice.html", practice=practice, form=RequirementForm(),
                            open_request=requirement.open_request(practice.id))
 
@@ -137,7 +105,7 @@ def show_practice(practice_id):
 @bp.route("/practices/<id:practice_id>/requirement", methods=["POST"])
 def set_requirement(practice_id):
     """Require MFA for every user of the practice, or stop requiring it."""
-    practice = _practice_or_404(practice_id)
+    practice = db.get_or_404(Practice, practice_id)
     form = RequirementForm()
     wanted = request.form.get("required")
     if wanted not in ("on", "off"):
@@ -162,9 +130,7 @@ def set_requirement(practice_id):
 @bp.route("/requests/<id:request_id>/decide", methods=["POST"])
 def decide_request(request_id):
     """Approve or decline a practice admin's request."""
-    req = db.session.get(RequirementRequest, request_id)
-    if req is None:
-        abort(404)
+    req = db.get_or_404(RequirementRequest, request_id)
     form = DecideRequestForm()
     if not form.validate_on_submit():
         flash(" ".join(form.note.errors) or "Give a note for the practice admin.", "error")

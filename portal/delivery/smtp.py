@@ -8,7 +8,8 @@ import socket
 from flask import current_app
 from flask_mail import Connection, Message
 
-from portal.delivery.base import DeliveryError, EmailMessage
+from portal.delivery.errors import DeliveryError
+from portal.delivery.message import EmailMessage
 from portal.extensions import mail
 
 

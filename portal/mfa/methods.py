@@ -1,0 +1,222 @@
+"""The MFA methods, described once: the one place that knows what each method is.
+
+Routes, services and templates ask an entry (`methods.get(key)`) what they need: its label as
+the specification words it, whether it sends codes and by which channel, where codes go (in
+full and masked), how a code is checked, and the Security tab steps that set it up. Adding a
+method is one entry here plus its own step partials under templates/security/steps/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from portal import delivery
+from portal.extensions import db
+from portal.mfa import codes, crypto, totp
+from portal.mfa.errors import InvalidCode, MfaError
+from portal.mfa.masking import mask_email
+from portal.mfa.phones import mask_phone
+from portal.models import MfaEnrollment, User
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str  # stored in mfa_enrollments.method
+    label: str  # as the specification words it under "Choose MFA Device:"
+    # Security tab steps after the device is chosen; none: it turns on at once.
+    steps: tuple[str, ...] = ()
+    # The step shown when the device is picked and nothing is stored yet (None: picking it
+    # stores a pending method at once, as an authenticator's new secret).
+    entry_step: str | None = None
+    # The step to return to while a pending method of this kind waits.
+    resume_step: str | None = None
+    # Support staff must use the strongest method only.
+    for_support: bool = False
+    # Codes go to the login email, so it must be verified first.
+    uses_login_email: bool = False
+
+    @property
+    def channel(self) -> delivery.Channel | None:
+        """The channel its codes travel by; None for a method that makes its own codes."""
+        return None
+
+    @property
+    def sends_codes(self) -> bool:
+        return self.channel is not None
+
+    def destination(self, user: User, details) -> str | None:
+        """Where codes go, in full (for sending only); None if the method sends nothing."""
+        return None
+
+    def masked_destination(self, user: User, details) -> str | None:
+        """Where codes go, masked: shown after the password step, in notices and the audit trail."""
+        return None
+
+    def new_pending_details(self) -> dict | None:
+        """What picking the device stores as pending at once (None: nothing yet)."""
+        return None
+
+    def setup_display(self, user: User, pending) -> dict | None:
+        """What the Security tab shows while a pending method of this kind waits (a QR code)."""
+        return None
+
+    def check_code(self, user: User, details, raw_code: str, *, purpose: str, challenge: str, now: datetime) -> int | None:
+        """Accept a code for `details` (the active or pending method) or raise an MfaError.
+
+        Returns the authenticator time step it matched, if any. Failures count against the
+        account and are committed; success is not (the caller commits it with its own work).
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _MessageMethod(Method):
+    """A method whose codes the portal generates and sends (SMS, Email)."""
+
+    channel_key: str = ""
+
+    @property
+    def channel(self) -> delivery.Channel:
+        return delivery.channel(self.channel_key)
+
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+        codes.verify(user, purpose=purpose, challenge=challenge, raw_code=raw_code, now=now)
+        return None
+
+
+@dataclass(frozen=True)
+class _Sms(_MessageMethod):
+    def destination(self, user, details):
+        return details.phone_e164
+
+    def masked_destination(self, user, details):
+        return mask_phone(details.phone_e164) if details is not None and details.phone_e164 else None
+
+
+@dataclass(frozen=True)
+class _Email(_MessageMethod):
+    def destination(self, user, details):
+        return user.email
+
+    def masked_destination(self, user, details):
+        return mask_email(user.email)
+
+
+_enrollments = MfaEnrollment.__table__
+# Claim a time step atomically: a replay, or a second request racing this one, loses.
+_CLAIM_STEP = (
+    update(_enrollments)
+    .where(_enrollments.c.id == bindparam("enrollment_id"),
+           or_(_enrollments.c.totp_last_step.is_(None), _enrollments.c.totp_last_step < bindparam("step")))
+    .values(totp_last_step=bindparam("step"), last_used_at=bindparam("now"))
+)
+
+
+@dataclass(frozen=True)
+class _Authenticator(Method):
+    """RFC 6238 TOTP from an app; the portal stores the encrypted secret and the last step used."""
+
+    def new_pending_details(self):
+        return {"totp_secret": crypto.encrypt(totp.new_secret())}
+
+    def setup_display(self, user, pending):
+        """The QR code (SVG, drawn here) and the manual key; the secret never leaves our origin."""
+        secret = crypto.decrypt(pending.totp_secret)
+        return {"qr_svg": totp.qr_svg(totp.provisioning_uri(secret, user.email)), "manual_key": totp.grouped(secret)}
+
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+        code = codes.normalise_code(raw_code)
+        codes.check_not_locked(user, now)
+        secret = crypto.decrypt(details.totp_secret)
+        active = isinstance(details, MfaEnrollment)
+        last_step = details.totp_last_step if active else None
+        step = totp.matching_step(secret, code, now, last_step)
+        if step is not None and (not active or _claim_step(details, step, now)):
+            return step
+        replay = step is None and totp.matching_step(secret, code, now, None) is not None
+        codes.record_failure(user, now)
+        codes.check_not_locked(user, now)
+        if replay or step is not None:
+            raise InvalidCode("That code was already used. Wait for your app to show a new code, then enter it.")
+        raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
+
+
+def _claim_step(enrollment: MfaEnrollment, step: int, now: datetime) -> bool:
+    claimed = db.session.execute(_CLAIM_STEP, {"enrollment_id": enrollment.id, "step": step, "now": now}).rowcount
+    if claimed == 1:
+        # What the statement wrote, so the session does not write it again.
+        set_committed_value(enrollment, "totp_last_step", step)
+        set_committed_value(enrollment, "last_used_at", now)
+        return True
+    db.session.rollback()
+    return False
+
+
+# The order the Security tab lists them.
+AUTHENTICATOR = _Authenticator("totp", "Authenticator Apps", steps=("qr", "code"), resume_step="qr", for_support=True)
+SMS = _Sms("sms", "SMS", steps=("phone", "code"), entry_step="phone", resume_step="code", channel_key="sms")
+EMAIL = _Email("email", "Email", uses_login_email=True, channel_key="email")
+ALL: tuple[Method, ...] = (AUTHENTICATOR, SMS, EMAIL)
+_BY_KEY = {method.key: method for method in ALL}
+
+
+class UnknownMethod(MfaError):
+    status = 400
+    default = f"Choose {SMS.label}, {AUTHENTICATOR.label} or {EMAIL.label}."
+
+
+def get(key: str) -> Method:
+    """The method stored under `key`. Raises UnknownMethod."""
+    try:
+        return _BY_KEY[key]
+    except (KeyError, TypeError):
+        raise UnknownMethod() from None
+
+
+def find(key: str | None) -> Method | None:
+    """The method named by a request parameter, or None for anything else."""
+    return _BY_KEY.get(key) if isinstance(key, str) else None
+
+
+def of(details) -> Method | None:
+    """The method of an active or pending row (None for None)."""
+    return None if details is None else _BY_KEY[details.method]
+
+
+def label(key: str | None, default: str = "None") -> str:
+    """The label for a stored key; `default` for no method."""
+    method = find(key)
+    return method.label if method else default
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of setting up a method on the Security tab (`sms_code` in URLs)."""
+
+    method: Method
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.method.key}_{self.name}"
+
+    @property
+    def template(self) -> str:
+        return f"security/steps/{self.id}.html"
+
+    @property
+    def needs_pending(self) -> bool:
+        return self.name != self.method.entry_step
+
+    @classmethod
+    def parse(cls, value: str | None) -> Step | None:
+        """The step a request parameter names, or None."""
+        if not isinstance(value, str):
+            return None
+        key, _, name = value.partition("_")
+        method = find(key)
+        return cls(method, name) if method is not None and name in method.steps else None
