@@ -106,6 +106,12 @@ class EnrollmentExpired(MfaError):
         return f"Setting up took longer than {lifetime} minutes, so it was cancelled. Choose your MFA device again."
 
 
+class UnknownMethod(MfaError):
+    """A request named no method of the registry."""
+
+    status = 400
+
+
 class CannotClear(MfaError):
     """Support cannot clear this user's MFA (own account, nothing to clear, reason or ticket missing)."""
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal import delivery
 from portal.extensions import db
 from portal.mfa import codes, crypto, totp
-from portal.mfa.errors import InvalidCode, MfaError
+from portal.mfa.errors import InvalidCode, UnknownMethod
 from portal.mfa.masking import mask_email
 from portal.mfa.phones import mask_phone
 from portal.models import MfaEnrollment, User
@@ -164,17 +164,12 @@ ALL: tuple[Method, ...] = (AUTHENTICATOR, SMS, EMAIL)
 _BY_KEY = {method.key: method for method in ALL}
 
 
-class UnknownMethod(MfaError):
-    status = 400
-    default = f"Choose {SMS.label}, {AUTHENTICATOR.label} or {EMAIL.label}."
-
-
 def get(key: str) -> Method:
     """The method stored under `key`. Raises UnknownMethod."""
     try:
         return _BY_KEY[key]
     except (KeyError, TypeError):
-        raise UnknownMethod() from None
+        raise UnknownMethod(f"Choose {SMS.label}, {AUTHENTICATOR.label} or {EMAIL.label}.") from None
 
 
 def find(key: str | None) -> Method | None:
