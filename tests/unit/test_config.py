@@ -104,3 +104,17 @@ def test_code_failure_limit_never_exceeds_one_hundred(monkeypatch):
         monkeypatch.delenv("MFA_MAX_FAILED_CODES")
         monkeypatch.delenv("PASSWORD_MAX_FAILURES")
         importlib.reload(config)
+
+
+@pytest.mark.parametrize("setting", ["MAIL_TRANSPORT", "SMS_TRANSPORT"])
+def test_an_unknown_transport_stops_the_start(setting):
+    """Is a misspelt transport refused when the portal starts, not at the first send?"""
+    from config import TestingConfig
+    from portal import create_app
+
+    class Misspelt(TestingConfig):
+        pass
+
+    setattr(Misspelt, setting, "carrier-pigeon")
+    with pytest.raises(RuntimeError, match=setting):
+        create_app(Misspelt)
