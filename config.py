@@ -151,7 +151,9 @@ class Config:
     # Support area: confirmation lifetime, optional network allow-list (CIDR, comma separated)
     # and how many proxies in front of the portal may set X-Forwarded-For/-Proto.
     SUPPORT_CONFIRM_TTL = timedelta(seconds=_int("SUPPORT_CONFIRM_SECONDS", 900))
-    SUPPORT_ALLOWED_NETWORKS = [n.strip() for n in os.environ.get("SUPPORT_ALLOWED_NETWORKS", "").split(",") if n.strip()]
+    SUPPORT_ALLOWED_NETWORKS = [
+        n.strip() for n in os.environ.get("SUPPORT_ALLOWED_NETWORKS", "").split(",") if n.strip()
+    ]
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 
     # Accept addresses under the reserved .test domain (demo data); never in production.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from flask import Flask
-
-import os
+from werkzeug.routing import IntegerConverter
 
 from config import BASE_DIR, CONFIGS, ProductionConfig
 
@@ -45,14 +45,14 @@ def create_app(config=None) -> Flask:
     from portal import access, audit, cli, delivery, errors, headers, htmx, wording
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
-    from portal.health import bp as health_bp
     from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
-    from portal.practice import bp as practice_bp
-    from portal.security import bp as security_bp
-    from portal.support import bp as support_bp
+    from portal.health import bp as health_bp
     from portal.mfa import methods
     from portal.models.base import render_item
+    from portal.practice import bp as practice_bp
+    from portal.security import bp as security_bp
     from portal.sessions import init_sessions
+    from portal.support import bp as support_bp
 
     app.url_map.converters["id"] = RowIdConverter
     # A doubled slash is a wrong address (404), not one to redirect to a guess: a link token
@@ -91,8 +91,6 @@ def create_app(config=None) -> Flask:
     cli.init_app(app)
     return app
 
-
-from werkzeug.routing import IntegerConverter
 
 
 class RowIdConverter(IntegerConverter):

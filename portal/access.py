@@ -110,8 +110,10 @@ def _session_timeouts():
         return None
     signin.expire_session(current_user._get_current_object(), expired, now=now)
     idle = current_app.config["SESSION_IDLE_TIMEOUT"]
-    flash(f"You were logged out after {minutes(idle)} minutes without activity. "
-          "Log In again to continue." if expired == "idle" else "Your session has ended. Log In again to continue.", "info")
+    if expired == "idle":
+        flash(f"You were logged out after {minutes(idle)} minutes without activity. Log In again to continue.", "info")
+    else:
+        flash("Your session has ended. Log In again to continue.", "info")
     login_url = url_for("auth.login", next=_next_for_login())
     response = hx_redirect(login_url)
     if is_htmx():

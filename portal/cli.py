@@ -124,7 +124,8 @@ def list_outbox_command(limit):
     if not current_app.config["DEV_OUTBOX"]:
         raise click.ClickException("The dev outbox is off (set DEV_OUTBOX=1)")
     for message in outbox.latest(limit):
-        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} UTC  {message.channel}  to {message.recipient}")
+        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S} UTC  {message.channel}"
+                   f"  to {message.recipient}")
         if message.subject:
             click.echo(f"  Subject: {message.subject}")
         for line in message.body_text.strip().splitlines():

@@ -1,7 +1,7 @@
 """The server's clock. Routes read time here (never from the client) so tests can move it."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -45,7 +45,8 @@ def init_app(app: Flask) -> None:
     def csrf_error(error):
         from flask_login import current_user
 
-        body, status = render_error(400, "This form has expired or was not sent from the portal. Reload the page and try again.")
+        body, status = render_error(
+            400, "This form has expired or was not sent from the portal. Reload the page and try again.")
         if not current_user.is_authenticated and is_htmx():
             # Usually the session ended in another tab: still a 400, but send the page to Log In.
             return body, status, {"HX-Redirect": url_for("auth.login")}

@@ -7,7 +7,7 @@ that mentions it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
@@ -42,7 +42,7 @@ def duration_in_words(duration: timedelta) -> str:
 
 def format_time(moment: datetime) -> str:
     """One format for moments, with their time zone: "2026-12-01 14:05 UTC"."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def init_app(app: Flask) -> None:

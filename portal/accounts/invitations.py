@@ -7,11 +7,11 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select, update
 
+from portal import audit
 from portal.accounts import passwords, tokens
 from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired, TokenUsed
 from portal.accounts.users import create_user, normalise_email
 from portal.delivery import send_email
-from portal import audit
 from portal.extensions import db
 from portal.models import Invitation, User
 from portal.models.user import PRACTICE_ROLES

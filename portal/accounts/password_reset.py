@@ -10,11 +10,11 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import update
 
+from portal import audit
 from portal.accounts import passwords, tokens
 from portal.accounts.errors import InvalidToken, TokenExpired, TokenUsed
 from portal.accounts.users import end_all_sessions, find_by_email
 from portal.delivery import send_email
-from portal import audit
 from portal.extensions import db
 from portal.models import PasswordReset, User
 

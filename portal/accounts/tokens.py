@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from urllib.parse import urlsplit
 
 from portal.accounts.errors import InvalidToken
 

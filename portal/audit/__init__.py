@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime
+from types import SimpleNamespace
 
 from flask import g, has_request_context, request
 from sqlalchemy import event as orm_events
@@ -164,7 +164,8 @@ def verify_chain(batch: int = 5000) -> ChainReport:
             return ChainReport(checked)
         for event in rows:
             if event.prev_hash != previous:
-                return ChainReport(checked, event.id, "its link to the previous row is broken (a row before it was removed or changed)")
+                return ChainReport(checked, event.id, "its link to the previous row is broken "
+                                   "(a row before it was removed or changed)")
             if event.row_hash != row_hash(event.prev_hash, event):
                 return ChainReport(checked, event.id, "its content does not match its hash (the row was edited)")
             previous = event.row_hash

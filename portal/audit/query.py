@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 from sqlalchemy import select
 
@@ -25,7 +25,7 @@ class AuditFilter:
     before: int | None = None
 
     @classmethod
-    def from_args(cls, args, *, practice_id: int | None = None) -> "AuditFilter":
+    def from_args(cls, args, *, practice_id: int | None = None) -> AuditFilter:
         """Read filters from a query string; unparseable values are ignored, never a 500."""
         def integer(name, limit=2**31):
             # Ids of users and practices are 32-bit; event ids are 64-bit.
@@ -40,7 +40,7 @@ class AuditFilter:
                 parsed = datetime.strptime(args.get(name, ""), "%Y-%m-%d").date()
             except ValueError:
                 return None
-            return datetime.combine(parsed, time.max if end else time.min, tzinfo=timezone.utc)
+            return datetime.combine(parsed, time.max if end else time.min, tzinfo=UTC)
 
         event_type = args.get("event_type")
         return cls(
@@ -85,7 +85,8 @@ def events(filters: AuditFilter, per_page: int = PER_PAGE) -> tuple[list[EventRo
         .outerjoin(Practice, Practice.id == AuditEvent.practice_id)
     )
     if filters.user_id is not None:
-        statement = statement.where((AuditEvent.subject_id == filters.user_id) | (AuditEvent.actor_id == filters.user_id))
+        statement = statement.where(
+            (AuditEvent.subject_id == filters.user_id) | (AuditEvent.actor_id == filters.user_id))
     if filters.practice_id is not None:
         statement = statement.where(AuditEvent.practice_id == filters.practice_id)
     if filters.event_type:
@@ -97,6 +98,7 @@ def events(filters: AuditFilter, per_page: int = PER_PAGE) -> tuple[list[EventRo
     if filters.before:
         statement = statement.where(AuditEvent.id < filters.before)
     rows = db.session.execute(statement.order_by(AuditEvent.id.desc()).limit(per_page + 1)).all()
-    page = [EventRow(event, actor_email, subject_email, practice_name) for event, actor_email, subject_email, practice_name in rows[:per_page]]
+    page = [EventRow(event, actor_email, subject_email, practice_name)
+            for event, actor_email, subject_email, practice_name in rows[:per_page]]
     next_before = page[-1].event.id if len(rows) > per_page else None
     return page, next_before

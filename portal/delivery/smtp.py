@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 
 from flask import current_app
 from flask_mail import Connection, Message
@@ -35,7 +34,7 @@ def send(message: EmailMessage) -> None:
     try:
         with _TimeoutConnection(current_app.extensions["mail"]) as connection:
             msg.send(connection)
-    except (smtplib.SMTPException, OSError, socket.timeout) as error:
+    except (TimeoutError, smtplib.SMTPException, OSError) as error:
         current_app.logger.warning("SMTP delivery failed: %s", type(error).__name__)
         raise DeliveryError("The email could not be sent.") from error
 

@@ -15,8 +15,8 @@ from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from portal.extensions import db
-from portal.models import MfaEnrollment, PracticeMfaCount, User
 from portal.mfa import methods
+from portal.models import MfaEnrollment, PracticeMfaCount, User
 
 PER_PAGE = 25
 SORTS = {
@@ -97,7 +97,7 @@ class TableQuery:
     page: int = 1
 
     @classmethod
-    def from_args(cls, args) -> "TableQuery":
+    def from_args(cls, args) -> TableQuery:
         """Read the table's query string; anything unknown falls back to a default."""
         filter_ = args.get("filter", "all")
         sort = args.get("sort", "name")

@@ -22,7 +22,8 @@ def readiness():
     if redis_urls:
         checks["redis"] = all(_check_redis(url) for url in redis_urls)
     ready = all(checks.values())
-    response = jsonify(status="ready" if ready else "unavailable", checks={k: "ok" if v else "failed" for k, v in checks.items()})
+    response = jsonify(status="ready" if ready else "unavailable",
+                       checks={k: "ok" if v else "failed" for k, v in checks.items()})
     response.status_code = 200 if ready else 503
     if not ready:
         response.headers["Retry-After"] = "5"

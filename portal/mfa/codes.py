@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
-from portal.accounts import lockout
 from portal import delivery
+from portal.accounts import lockout
 from portal.extensions import db
 from portal.mfa.errors import (
     AccountLocked,
@@ -155,7 +155,8 @@ def void_live_codes(user: User, now: datetime, *, purpose: str | None = None) ->
     db.session.execute(statement.values(voided_at=now).execution_options(synchronize_session=False))
 
 
-def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str, now: datetime) -> tuple[MfaCode, str]:
+def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str,
+          now: datetime) -> tuple[MfaCode, str]:
     """Create a code, voiding every earlier live code of this user and purpose.
 
     Returns (record, plain code); the plain code goes to the sender and nowhere else. Not

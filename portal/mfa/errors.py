@@ -72,7 +72,8 @@ class SendThrottled(MfaError):
             message = f"A code was just sent. You can ask for a new one in {seconds} seconds."
         else:
             minutes = max(1, math.ceil(seconds / 60))
-            message = f"Too many codes were sent. You can ask for a new one in {minutes} minute{'s' if minutes != 1 else ''}."
+            message = (f"Too many codes were sent. You can ask for a new one in {minutes} "
+                       f"minute{'s' if minutes != 1 else ''}.")
         super().__init__(message)
 
 

@@ -62,7 +62,8 @@ def deliver_code(user: User, method: methods.Method, details, *, purpose: str, c
     except MfaError:
         db.session.rollback()
         raise
-    detail = {"channel": method.channel.key, "destination": method.masked_destination(user, details), "purpose": purpose}
+    detail = {"channel": method.channel.key, "destination": method.masked_destination(user, details),
+              "purpose": purpose}
     try:
         send_code(method.channel.key, destination, code)
     except DeliveryFailed:

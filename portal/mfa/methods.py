@@ -64,7 +64,8 @@ class Method:
         """What the Security tab shows while a pending method of this kind waits (a QR code)."""
         return None
 
-    def check_code(self, user: User, details, raw_code: str, *, purpose: str, challenge: str, now: datetime) -> int | None:
+    def check_code(self, user: User, details, raw_code: str, *, purpose: str, challenge: str,
+                   now: datetime) -> int | None:
         """Accept a code for `details` (the active or pending method) or raise an MfaError.
 
         Returns the authenticator time step it matched, if any. Failures count against the

@@ -71,8 +71,9 @@ class SecurityTab:
         if self.step is None or self.pending is None or not self.step.method.sends_codes:
             return 0
         method = self.step.method
-        available_at = codes.resend_available_at(self.user, method.channel.key, method.destination(self.user, self.pending),
-                                                 self.now, purpose="enroll", challenge=self.challenge)
+        available_at = codes.resend_available_at(self.user, method.channel.key,
+                                                 method.destination(self.user, self.pending), self.now,
+                                                 purpose="enroll", challenge=self.challenge)
         return seconds_until(available_at, self.now)
 
     @property

@@ -9,4 +9,7 @@ from portal.models.session import ServerSession
 from portal.models.tokens import Invitation, PasswordReset
 from portal.models.user import ROLES, User
 
-__all__ = ["ROLES", "AuditChainLock", "AuditEvent", "Invitation", "MfaCode", "MfaEnrollment", "MfaPendingEnrollment", "OutboxMessage", "PasswordReset", "Practice", "PracticeMfaCount", "RequirementRequest", "ServerSession", "User"]
+__all__ = [
+    "ROLES", "AuditChainLock", "AuditEvent", "Invitation", "MfaCode", "MfaEnrollment", "MfaPendingEnrollment",
+    "OutboxMessage", "PasswordReset", "Practice", "PracticeMfaCount", "RequirementRequest", "ServerSession", "User",
+]

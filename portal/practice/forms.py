@@ -1,7 +1,7 @@
-from portal.forms import PortalForm
 from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import PortalForm
 from portal.models.user import PRACTICE_ROLES, ROLE_LABELS
 
 

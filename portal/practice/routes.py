@@ -8,8 +8,8 @@ from portal import clock
 from portal.access import role_required
 from portal.accounts import invitations
 from portal.accounts.errors import AccountError
-from portal.audit.query import AuditFilter, events
 from portal.audit import EVENT_TYPES
+from portal.audit.query import AuditFilter, events
 from portal.delivery import DeliveryError
 from portal.enforcement import requirement, review
 from portal.enforcement.errors import EnforcementError

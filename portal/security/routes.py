@@ -145,7 +145,8 @@ def resend_enrollment_code():
         retry_after = getattr(error, "retry_after", None)
     else:
         destination = methods.of(pending).masked_destination(current_user, pending)
-        message, category, status = f"A new code was sent to {destination}. Earlier codes no longer work.", "success", 200
+        message, category, status = (f"A new code was sent to {destination}. Earlier codes no longer work.",
+                                     "success", 200)
     if is_htmx():
         return _panel(status, retry_after=retry_after, status_message=(category, message))
     flash(message, category)

@@ -12,7 +12,8 @@ class ConfirmForm(CodeForm):
 class ClearMfaForm(PortalForm):
     reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)],
                            description="For example: lost phone, identity checked by a call-back to the practice.")
-    ticket = StringField("Support ticket reference", validators=[DataRequired(message="Give the ticket reference."), Length(max=100)])
+    ticket = StringField("Support ticket reference",
+                         validators=[DataRequired(message="Give the ticket reference."), Length(max=100)])
     submit = SubmitField("Clear MFA settings")
 
 
@@ -22,6 +23,7 @@ class RequirementForm(PortalForm):
 
 
 class DecideRequestForm(PortalForm):
-    note = TextAreaField("Note for the practice admin", validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])
+    note = TextAreaField("Note for the practice admin",
+                         validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])
     approve = SubmitField("Approve")
     decline = SubmitField("Decline")

@@ -5,8 +5,8 @@ from portal import auth_state, clock, limits
 from portal.access import safe_next
 from portal.accounts import signin
 from portal.accounts.errors import AccountError
-from portal.audit.query import AuditFilter, events
 from portal.audit import EVENT_TYPES
+from portal.audit.query import AuditFilter, events
 from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
@@ -23,7 +23,8 @@ def restrict_to_support():
     """404 for anyone but support staff on an allowed network; then ask for a fresh confirmation."""
     if not current_user.is_authenticated or current_user.role != "support" or not guard.network_allowed():
         abort(404)
-    if request.endpoint != "support.confirm" and not auth_state.proven_within(auth_state.PASSWORD_AND_CODE, clock.now()):
+    confirmed = auth_state.proven_within(auth_state.PASSWORD_AND_CODE, clock.now())
+    if request.endpoint != "support.confirm" and not confirmed:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return hx_redirect(url_for("support.confirm", next=safe_next(target)))
     return None
@@ -136,7 +137,8 @@ def decide_request(request_id):
         flash(" ".join(form.note.errors) or "Give a note for the practice admin.", "error")
         return redirect(url_for("support.index"), code=303) if not is_htmx() else hx_redirect(url_for("support.index"))
     try:
-        requirement.decide(req, actor=current_user, approve=bool(form.approve.data), note=form.note.data, now=clock.now())
+        requirement.decide(req, actor=current_user, approve=bool(form.approve.data), note=form.note.data,
+                           now=clock.now())
     except EnforcementError as error:
         flash(str(error), "error")
         return hx_redirect(url_for("support.index"))
