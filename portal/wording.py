@@ -30,6 +30,12 @@ def minutes_in_words(value: int | timedelta) -> str:
     return _count(minutes(value) if isinstance(value, timedelta) else int(value), "minute")
 
 
+def wait_in_minutes(retry_after: timedelta) -> str:
+    """How long to wait, rounded up to whole minutes, in digits: "1 minute", "15 minutes"."""
+    count = max(1, -(-int(retry_after.total_seconds()) // 60))
+    return f"{count} minute" if count == 1 else f"{count} minutes"
+
+
 def duration_in_words(duration: timedelta) -> str:
     """A lifetime in its largest whole unit: "one hour", "48 hours", "fifteen minutes", "45 seconds"."""
     seconds = int(duration.total_seconds())

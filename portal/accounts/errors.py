@@ -3,37 +3,38 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
+
+from portal import wording
+from portal.retry import RetryLater
 
 
 class AccountError(Exception):
     status = 400
+    default = "Something is wrong with that request."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.default)
 
 
 class InvalidToken(AccountError):
-    def __init__(self, message="This link is not valid. Ask for a new one."):
-        super().__init__(message)
+    default = "This link is not valid. Ask for a new one."
 
 
 class TokenExpired(AccountError):
-    def __init__(self, message="This link has expired. Ask for a new one."):
-        super().__init__(message)
+    default = "This link has expired. Ask for a new one."
 
 
 class TokenUsed(AccountError):
-    def __init__(self, message="This link has already been used. Ask for a new one if you still need it."):
-        super().__init__(message)
+    default = "This link has already been used. Ask for a new one if you still need it."
 
 
 class EmailTaken(AccountError):
-    def __init__(self, message="A user with this email address already exists."):
-        super().__init__(message)
+    default = "A user with this email address already exists."
 
 
 class InvalidEmail(AccountError):
-    def __init__(self, message="Enter a valid email address."):
-        super().__init__(message)
+    default = "Enter a valid email address."
 
 
 class WeakPassword(AccountError):
@@ -49,18 +50,12 @@ class UnknownPractice(AccountError):
 
 class WrongPassword(AccountError):
     status = 401
-
-    def __init__(self, message="That password is not correct."):
-        super().__init__(message)
+    default = "That password is not correct."
 
 
-class PasswordLocked(AccountError):
+class PasswordLocked(RetryLater, AccountError):
     """Too many wrong passwords: even the right one is refused until the lock ends."""
 
-    status = 429
-
     def __init__(self, retry_after: timedelta):
-        self.retry_after = retry_after
-        minutes = max(1, math.ceil(retry_after.total_seconds() / 60))
-        super().__init__(f"Too many incorrect passwords. For your security, try again in {minutes} "
-                         f"minute{'s' if minutes != 1 else ''}.")
+        super().__init__(retry_after, f"Too many incorrect passwords. For your security, try again in "
+                                      f"{wording.wait_in_minutes(retry_after)}.")

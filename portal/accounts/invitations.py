@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from portal import audit
 from portal.accounts import passwords, tokens
-from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired, TokenUsed
+from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired
 from portal.accounts.users import create_user, normalise_email
 from portal.delivery import send_email
 from portal.extensions import db
@@ -40,20 +40,10 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
         )
     ):
         old.revoked_at = now
-    nonce, nonce_hash = tokens.new_nonce()
-    invitation = Invitation(
-        practice_id=admin.practice_id,
-        email=email,
-        display_name=display_name.strip(),
-        role=role,
-        invited_by_id=admin.id,
-        nonce_hash=nonce_hash,
-        created_at=now,
-        expires_at=now + current_app.config["INVITATION_MAX_AGE"],
-    )
-    db.session.add(invitation)
-    db.session.flush()
-    link = tokens.public_url("auth.accept_invitation", token=tokens.sign(PURPOSE, invitation.id, nonce))
+    invitation = Invitation(practice_id=admin.practice_id, email=email, display_name=display_name.strip(), role=role,
+                            invited_by_id=admin.id, created_at=now,
+                            expires_at=now + current_app.config["INVITATION_MAX_AGE"])
+    link = tokens.issue_link(invitation, PURPOSE, "auth.accept_invitation")
     try:
         send_email(
             email,
@@ -86,12 +76,7 @@ def open_for_practice(practice_id: int, *, now: datetime) -> list[Invitation]:
 
 def load(token: str, *, now: datetime) -> Invitation:
     """Return the open invitation a link points to. Raises InvalidToken, TokenExpired, TokenUsed."""
-    record_id, nonce = tokens.unsign(PURPOSE, token)
-    invitation = db.session.get(Invitation, record_id)
-    if invitation is None or not tokens.nonce_matches(invitation.nonce_hash, nonce):
-        raise InvalidToken()
-    if invitation.accepted_at is not None:
-        raise TokenUsed()
+    invitation = tokens.load_record(Invitation.accepted_at, PURPOSE, token)
     if invitation.revoked_at is not None:
         raise InvalidToken("This invitation was replaced by a newer one. Use the latest email.")
     if now >= invitation.expires_at:
@@ -107,15 +92,7 @@ def accept(token: str, password: str, *, now: datetime) -> User:
     """
     invitation = load(token, now=now)
     passwords.check_policy(password)
-    claimed = db.session.execute(
-        update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None))
-        .values(accepted_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        raise TokenUsed()
+    tokens.claim(Invitation.accepted_at, invitation.id, now)
     try:
         user = create_user(
             email=invitation.email,

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from portal import audit
 from portal.accounts import passwords, tokens
-from portal.accounts.errors import InvalidToken, TokenExpired, TokenUsed
+from portal.accounts.errors import InvalidToken, TokenExpired
 from portal.accounts.users import end_all_sessions, find_by_email
 from portal.delivery import send_email
 from portal.extensions import db
@@ -37,16 +37,9 @@ def request_reset(email: str, *, now: datetime) -> None:
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    nonce, nonce_hash = tokens.new_nonce()
-    reset = PasswordReset(
-        user_id=user.id,
-        nonce_hash=nonce_hash,
-        created_at=now,
-        expires_at=now + current_app.config["PASSWORD_RESET_MAX_AGE"],
-    )
-    db.session.add(reset)
-    db.session.flush()
-    link = tokens.public_url("auth.reset_password", token=tokens.sign(PURPOSE, reset.id, nonce))
+    lifetime = current_app.config["PASSWORD_RESET_MAX_AGE"]
+    reset = PasswordReset(user_id=user.id, created_at=now, expires_at=now + lifetime)
+    link = tokens.issue_link(reset, PURPOSE, "auth.reset_password")
     try:
         send_email(
             user.email,
@@ -65,12 +58,7 @@ def request_reset(email: str, *, now: datetime) -> None:
 
 def load(token: str, *, now: datetime) -> PasswordReset:
     """Return the open reset a link points to. Raises InvalidToken, TokenExpired, TokenUsed."""
-    record_id, nonce = tokens.unsign(PURPOSE, token)
-    reset = db.session.get(PasswordReset, record_id)
-    if reset is None or not tokens.nonce_matches(reset.nonce_hash, nonce):
-        raise InvalidToken()
-    if reset.used_at is not None:
-        raise TokenUsed()
+    reset = tokens.load_record(PasswordReset.used_at, PURPOSE, token)
     if now >= reset.expires_at:
         raise TokenExpired()
     if not reset.user.active:
@@ -85,15 +73,7 @@ def reset_password(token: str, password: str, *, now: datetime) -> User:
     """
     reset = load(token, now=now)
     passwords.check_policy(password)
-    claimed = db.session.execute(
-        update(PasswordReset)
-        .where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        raise TokenUsed()
+    tokens.claim(PasswordReset.used_at, reset.id, now)
     user = reset.user
     user.password_hash = passwords.hash_password(password)
     end_all_sessions(user)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import update
 
-from portal.accounts.errors import InvalidToken
+from portal.accounts.errors import InvalidToken, TokenUsed
+from portal.extensions import db
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
@@ -49,6 +52,43 @@ def unsign(purpose: str, token: str) -> tuple[int, str]:
 
 def nonce_matches(stored_digest: str, nonce: str) -> bool:
     return hmac.compare_digest(stored_digest, digest(nonce))
+
+
+def issue_link(record, purpose: str, endpoint: str) -> str:
+    """Give a new invitation or reset record its nonce, add it (flushed, not committed) and
+    return the emailed link to `endpoint`."""
+    nonce, record.nonce_hash = new_nonce()
+    db.session.add(record)
+    db.session.flush()
+    return public_url(endpoint, token=sign(purpose, record.id, nonce))
+
+
+def load_record(column, purpose: str, token: str):
+    """The record a link points to, if its signature and nonce match and it is unused.
+
+    `column` is the record's "used" time (e.g. `PasswordReset.used_at`). Raises InvalidToken,
+    TokenUsed; expiry and other rules are the caller's.
+    """
+    record_id, nonce = unsign(purpose, token)
+    record = db.session.get(column.class_, record_id)
+    if record is None or not nonce_matches(record.nonce_hash, nonce):
+        raise InvalidToken()
+    if getattr(record, column.key) is not None:
+        raise TokenUsed()
+    return record
+
+
+def claim(column, record_id: int, now: datetime) -> None:
+    """Use up a link's record once: a conditional UPDATE of its "used" time, so of two
+    concurrent uses exactly one wins. Not committed. Raises TokenUsed (rolled back)."""
+    table = column.class_
+    claimed = db.session.execute(
+        update(table).where(table.id == record_id, column.is_(None)).values({column.key: now})
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise TokenUsed()
 
 
 def public_url(endpoint: str, **values) -> str:

@@ -1,3 +1,5 @@
+from functools import wraps
+
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -53,23 +55,30 @@ def _code_page_context(user, state, now, form=None, status_message=None):
     )
 
 
-def _no_pending(expired: bool):
-    if expired:
-        flash("Your Log In took too long and was cancelled for your security. Log In again.", "error")
-    else:
-        flash("Log In first.", "info")
-    return hx_redirect(url_for("auth.login"))
+def pending_login_required(view):
+    """Run the view with the pending Log In's user and state; without one, back to Log In."""
+
+    @wraps(view)
+    def wrapped():
+        now = clock.now()
+        user, state, expired = auth_state.pending_login(now)
+        if user is None:
+            if expired:
+                flash("Your Log In took too long and was cancelled for your security. Log In again.", "error")
+            else:
+                flash("Log In first.", "info")
+            return hx_redirect(url_for("auth.login"))
+        return view(user, state, now)
+
+    return wrapped
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @public
 @limits.code_per_address
-def verify_code():
+@pending_login_required
+def verify_code(user, state, now):
     """Ask for the code that completes Log In, and check it."""
-    now = clock.now()
-    user, state, expired = auth_state.pending_login(now)
-    if user is None:
-        return _no_pending(expired)
     form = CodeForm()
     if request.method != "POST":
         return render_template("auth/verify_code.html", **_code_page_context(user, state, now))
@@ -92,12 +101,9 @@ def verify_code():
 @bp.route("/login/code/resend", methods=["POST"])
 @public
 @limits.code_per_address
-def resend_code():
+@pending_login_required
+def resend_code(user, state, now):
     """Send a new code (the "click here" link); the previous code stops working."""
-    now = clock.now()
-    user, state, expired = auth_state.pending_login(now)
-    if user is None:
-        return _no_pending(expired)
     try:
         code_step.send_login_code(user, challenge=state["challenge"], now=now, resend=True)
     except MfaError as error:
@@ -154,29 +160,41 @@ def forgot_password():
     return render_template("auth/forgot_password.html", form=form, sent=False), status
 
 
+def _set_password_from_link(token: str, *, load, complete, template: str, done: str, after=None):
+    """A page reached by an emailed link that sets a password: check the link, then the form.
+
+    `load(token, now=)` and `complete(token, password, now=)` are the link's service calls;
+    a broken, used or expired link gets the link-problem page.
+    """
+    try:
+        record = load(token, now=clock.now())
+    except AccountError as error:
+        return render_template("auth/link_problem.html", message=str(error)), error.status
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            complete(token, form.password.data, now=clock.now())
+        except WeakPassword as error:
+            form.password.errors.append(str(error))
+        except AccountError as error:
+            return render_template("auth/link_problem.html", message=str(error)), error.status
+        else:
+            if after is not None:
+                after()
+            flash(done, "success")
+            return redirect(url_for("auth.login"), code=303)
+    status = 400 if form.errors else 200
+    return render_template(template, form=form, record=record, token=token), status
+
+
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 @public
 @limits.link_per_address
 def reset_password(token):
-    """Let the holder of a reset link choose a new password."""
-    try:
-        password_reset.load(token, now=clock.now())
-    except AccountError as error:
-        return render_template("auth/link_problem.html", message=str(error)), 400
-    form = NewPasswordForm()
-    if form.validate_on_submit():
-        try:
-            password_reset.reset_password(token, form.password.data, now=clock.now())
-        except WeakPassword as error:
-            form.password.errors.append(str(error))
-        except AccountError as error:
-            return render_template("auth/link_problem.html", message=str(error)), 400
-        else:
-            auth_state.end_session()
-            flash("Your password has been changed. Log In with your new password.", "success")
-            return redirect(url_for("auth.login"), code=303)
-    status = 400 if form.errors else 200
-    return render_template("auth/reset_password.html", form=form, token=token), status
+    """Let the holder of a reset link choose a new password (every session ends)."""
+    return _set_password_from_link(token, load=password_reset.load, complete=password_reset.reset_password,
+                                   template="auth/reset_password.html", after=auth_state.end_session,
+                                   done="Your password has been changed. Log In with your new password.")
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
@@ -184,20 +202,6 @@ def reset_password(token):
 @limits.link_per_address
 def accept_invitation(token):
     """Let an invited person set a password, which verifies their email."""
-    try:
-        invitation = invitations.load(token, now=clock.now())
-    except AccountError as error:
-        return render_template("auth/link_problem.html", message=str(error)), 400
-    form = NewPasswordForm()
-    if form.validate_on_submit():
-        try:
-            invitations.accept(token, form.password.data, now=clock.now())
-        except WeakPassword as error:
-            form.password.errors.append(str(error))
-        except AccountError as error:
-            return render_template("auth/link_problem.html", message=str(error)), 400
-        else:
-            flash("Your account is ready. Log In with your email and new password.", "success")
-            return redirect(url_for("auth.login"), code=303)
-    status = 400 if form.errors else 200
-    return render_template("auth/accept_invitation.html", form=form, invitation=invitation, token=token), status
+    return _set_password_from_link(token, load=invitations.load, complete=invitations.accept,
+                                   template="auth/accept_invitation.html",
+                                   done="Your account is ready. Log In with your email and new password.")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from flask import current_app
 
 from portal import wording
+from portal.retry import RetryLater
 
 
 class MfaError(Exception):
@@ -23,58 +24,41 @@ class MfaError(Exception):
 
 
 class MalformedCode(MfaError):
-    status = 400
     default = "Enter the 6-digit code: six digits, 0 to 9."
 
 
 class InvalidCode(MfaError):
-    status = 400
     default = "That code is not correct. Check it and try again."
 
 
 class CodeExpired(MfaError):
-    status = 400
-
     def default_message(self) -> str:
         lifetime = wording.minutes_in_words(current_app.config["MFA_CODE_TTL"])
         return f"That code has expired: codes are valid for {lifetime}. Use the click here link to get a new one."
 
 
 class CodeUsedUp(MfaError):
-    status = 400
     default = "That code was tried too many times and no longer works. Use the click here link to get a new one."
 
 
 class NoActiveCode(MfaError):
-    status = 400
     default = "There is no code waiting for you. Use the click here link to get a new one."
 
 
-class AccountLocked(MfaError):
-    status = 429
-
+class AccountLocked(RetryLater, MfaError):
     def __init__(self, retry_after: timedelta):
-        self.retry_after = retry_after
-        minutes = max(1, math.ceil(retry_after.total_seconds() / 60))
-        super().__init__(
-            f"Too many incorrect codes. For your security, codes are not accepted for {minutes} "
-            f"minute{'s' if minutes != 1 else ''}. Try again later or contact support."
-        )
+        super().__init__(retry_after, f"Too many incorrect codes. For your security, codes are not accepted for "
+                                      f"{wording.wait_in_minutes(retry_after)}. Try again later or contact support.")
 
 
-class SendThrottled(MfaError):
-    status = 429
-
+class SendThrottled(RetryLater, MfaError):
     def __init__(self, retry_after: timedelta, reason: str = "cooldown"):
-        self.retry_after = retry_after
-        seconds = max(1, math.ceil(retry_after.total_seconds()))
         if reason == "cooldown":
+            seconds = max(1, math.ceil(retry_after.total_seconds()))
             message = f"A code was just sent. You can ask for a new one in {seconds} seconds."
         else:
-            minutes = max(1, math.ceil(seconds / 60))
-            message = (f"Too many codes were sent. You can ask for a new one in {minutes} "
-                       f"minute{'s' if minutes != 1 else ''}.")
-        super().__init__(message)
+            message = f"Too many codes were sent. You can ask for a new one in {wording.wait_in_minutes(retry_after)}."
+        super().__init__(retry_after, message)
 
 
 class DeliveryFailed(MfaError):
@@ -92,7 +76,6 @@ class MethodNotAllowed(MfaError):
 
 
 class EmailNotVerified(MfaError):
-    status = 400
     default = (
         "Email is not available because your login email address has not been verified. "
         "Accept your invitation email (or ask your practice admin to resend it) to verify it."
@@ -100,8 +83,6 @@ class EmailNotVerified(MfaError):
 
 
 class EnrollmentExpired(MfaError):
-    status = 400
-
     def default_message(self) -> str:
         lifetime = wording.minutes(current_app.config["MFA_ENROLLMENT_TTL"])
         return f"Setting up took longer than {lifetime} minutes, so it was cancelled. Choose your MFA device again."
@@ -110,10 +91,7 @@ class EnrollmentExpired(MfaError):
 class UnknownMethod(MfaError):
     """A request named no method of the registry."""
 
-    status = 400
-
 
 class CannotClear(MfaError):
     """Support cannot clear this user's MFA (own account, nothing to clear, reason or ticket missing)."""
 
-    status = 400
