@@ -1,4 +1,5 @@
-# Practice Portal: `make run` serves the portal on SQLite with demo data; `make test` runs every test.
+# Practice Portal: `make run` serves the portal on SQLite with demo data; `make test` runs every test;
+# `make test-fast` skips the browser and timing tests; `make lint` runs ruff and import-linter.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ DEV_ENV := PORTAL_CONFIG=development FLASK_APP=wsgi DEV_OUTBOX=1
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test screenshots bench browser-check setup setup-dev frontend clean
+.PHONY: run test test-fast lint requirements screenshots bench browser-check setup setup-dev frontend clean
 
 run: setup frontend
 	$(DEV_ENV) $(BIN)/flask db upgrade
@@ -16,6 +17,27 @@ run: setup frontend
 
 test: setup-dev frontend browser-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the browser tests (tests/e2e, Chromium) and the timing tests: no Chromium needed.
+test-fast: setup-dev frontend
+	$(BIN)/python -m pytest -m "not browser and not timing" $(PYTEST_ARGS)
+
+# Both checks run even if the first fails; settings in pyproject.toml.
+lint: setup-dev
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
+
+# Recompile the pinned requirements*.txt from requirements*.in (runtime first: the dev lock is
+# constrained by it). Versions already pinned are kept; to move them, pass e.g.
+# PIP_COMPILE_ARGS=--upgrade or PIP_COMPILE_ARGS="--upgrade-package flask".
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make requirements" $(BIN)/pip-compile --quiet --strip-extras \
+	--allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(PIP_COMPILE_ARGS)
+
+requirements: setup-dev
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
 
 # Regenerate the user guide's screenshots (docs/screenshots/) from the browser flows.
 screenshots: setup-dev frontend browser-check

@@ -56,13 +56,15 @@ def login_flow(base: str, email: str, password: str, code_for, timings: Timings)
     browser = requests.Session()
     page = timings.timed("1 GET /login", lambda: browser.get(base + "/login"))
     response = timings.timed("2 POST password", lambda: browser.post(
-        base + "/login", data={"email": email, "password": password, "csrf_token": token(page.text)}, allow_redirects=False))
+        base + "/login", data={"email": email, "password": password, "csrf_token": token(page.text)},
+        allow_redirects=False))
     assert response.status_code == 303 and response.headers["Location"] == "/login/code", response.status_code
     page = timings.timed("3 GET code page", lambda: browser.get(base + "/login/code"))
     code = code_for(email)
     response = timings.timed("4 POST code", lambda: browser.post(
         base + "/login/code", data={"code": code, "csrf_token": token(page.text)}, allow_redirects=False))
-    assert response.status_code == 303 and response.headers["Location"] == "/", (response.status_code, response.text[:300])
+    assert response.status_code == 303 and response.headers["Location"] == "/", (
+        response.status_code, response.text[:300])
     dashboard = timings.timed("5 GET dashboard", lambda: browser.get(base + "/"))
     assert "Dashboard" in dashboard.text
 
@@ -100,7 +102,8 @@ def hammer(base: str, path: str, count: int, clients: int) -> tuple[dict, float]
 def prepare_pending(base: str, email: str, password: str) -> tuple[requests.Session, str]:
     browser = requests.Session()
     page = browser.get(base + "/login")
-    response = browser.post(base + "/login", data={"email": email, "password": password, "csrf_token": token(page.text)},
+    response = browser.post(base + "/login",
+                            data={"email": email, "password": password, "csrf_token": token(page.text)},
                             allow_redirects=False)
     assert response.status_code == 303
     page = browser.get(base + "/login/code")

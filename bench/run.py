@@ -38,9 +38,8 @@ TARGETS = {
 
 def floors(results: dict) -> None:
     """Costs no portal code can go below: argon2 verify, TOTP verify, a bare Flask route."""
-    from argon2 import PasswordHasher
-
     import pyotp
+    from argon2 import PasswordHasher
 
     hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
     hashed = hasher.hash(seed.PASSWORD)
@@ -80,7 +79,8 @@ def login_benchmark(kind: str, results: dict, workdir: str, *, users: int, clien
         def email_code(email):
             with engine.connect() as connection:
                 body = connection.execute(
-                    text("SELECT body_text FROM outbox_messages WHERE recipient = :r ORDER BY id DESC LIMIT 1"), {"r": email}
+                    text("SELECT body_text FROM outbox_messages WHERE recipient = :r ORDER BY id DESC LIMIT 1"),
+                    {"r": email},
                 ).scalar()
             return re.search(r"\b(\d{6})\b", body).group(1)
 
@@ -97,7 +97,8 @@ def login_benchmark(kind: str, results: dict, workdir: str, *, users: int, clien
 
             with engine.connect() as connection:
                 emails = [row[0] for row in connection.execute(
-                    text("SELECT email FROM users WHERE practice_id = :p ORDER BY id"), {"p": email_practice["practice_id"]})]
+                    text("SELECT email FROM users WHERE practice_id = :p ORDER BY id"),
+                    {"p": email_practice["practice_id"]})]
             before = server.cpu_seconds()
             timings, elapsed = flows.run_logins(server.base, emails, seed.PASSWORD, email_code, clients)
             cpu = server.cpu_seconds() - before
@@ -106,13 +107,14 @@ def login_benchmark(kind: str, results: dict, workdir: str, *, users: int, clien
             # Code step under load: many pending logins, then a burst of code POSTs.
             fresh = seed.seed_practice(app, users=users, enrolled="totp", practice_name="Burst Practice")
             pending = []
-            for email, secret in fresh["secrets"].items():
+            for email in fresh["secrets"]:
                 browser, csrf = flows.prepare_pending(server.base, email, seed.PASSWORD)
                 pending.append((browser, csrf, flows.totp_code_for(fresh["secrets"])(email)))
             before = server.cpu_seconds()
             report, _ = flows.code_burst(server.base, pending, clients)
             report["server_cpu_ms_per_post"] = round((server.cpu_seconds() - before) / len(pending) * 1000, 2)
-            report["share_of_bare_route"] = round(report["requests_per_s"] / results["floors"]["bare_route"]["requests_per_s"], 3)
+            report["share_of_bare_route"] = round(
+                report["requests_per_s"] / results["floors"]["bare_route"]["requests_per_s"], 3)
             section["code_burst"] = report
         engine.dispose()
     finally:
@@ -147,7 +149,8 @@ def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple
         for users, events in sizes:
             if practice is None:
                 practice = seed.seed_practice(app, users=users, enrolled="mixed", practice_name="Scale Practice")
-                seed.add_account(app, email="admin@scale.bench.test", role="practice_admin", practice_id=practice["practice_id"])
+                seed.add_account(app, email="admin@scale.bench.test", role="practice_admin",
+                                 practice_id=practice["practice_id"])
                 seed.add_account(app, email="support@scale.bench.test", role="support", practice_id=None,
                                  totp_secret=support_secret)
             else:
@@ -155,7 +158,8 @@ def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple
             seed.seed_audit(app, events=events - have_events, practice_id=practice["practice_id"])
             seed.settle(url)
             have_users, have_events = users, events
-            section[f"{users}_users_{events}_events"] = _measure_pages(app, url, repeats, support_secret, users, browsers)
+            section[f"{users}_users_{events}_events"] = _measure_pages(
+                app, url, repeats, support_secret, users, browsers)
         small, large = (section[f"{u}_users_{e}_events"] for u, e in sizes)
         section["p95_ratio"] = {page: round(large["pages"][page]["p95_ms"] / small["pages"][page]["p95_ms"], 2)
                                 for page in small["pages"]}
@@ -187,7 +191,8 @@ def _grow_practice(app, practice_id: int, extra: int) -> None:
                      mfa_failed_count=0, failed_password_count=0)
                 for i in range(count)])
             ids = [row[0] for row in db.session.execute(
-                text("SELECT id FROM users WHERE practice_id = :p ORDER BY id DESC LIMIT :n"), {"p": practice_id, "n": count})]
+                text("SELECT id FROM users WHERE practice_id = :p ORDER BY id DESC LIMIT :n"),
+                {"p": practice_id, "n": count})]
             db.session.execute(insert(MfaEnrollment), [
                 dict(user_id=user_id, method="email", enrolled_at=now) for user_id in ids[::2]])
             db.session.commit()
@@ -236,7 +241,7 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
                 assert browser.get(server.base + path).status_code == 200
             timings = flows.Timings()
             for _ in range(repeats):
-                response = timings.timed(name, lambda: browser.get(server.base + path))
+                response = timings.timed(name, lambda browser=browser, path=path: browser.get(server.base + path))
                 assert response.status_code == 200, (name, response.status_code)
             result["pages"][name] = timings.report()[name]
         before = {pid: kib for pid, kib in server.memory_kib("VmRSS").items()}
@@ -248,7 +253,8 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
         seconds = time.perf_counter() - started  # the whole download, to its last row
         peak = server.memory_kib("VmHWM")
         result["csv"] = {"rows": rows - 1, "seconds": round(seconds, 3),
-                         "worker_memory_growth_mb": round(max(peak[pid] - before.get(pid, peak[pid]) for pid in peak) / 1024, 1)}
+                         "worker_memory_growth_mb": round(
+                             max(peak[pid] - before.get(pid, peak[pid]) for pid in peak) / 1024, 1)}
     result["queries"] = _count_queries(app, pages, browsers)
     return result
 
@@ -321,7 +327,8 @@ def markdown(results: dict) -> str:
              f"Floors: argon2id verify {results['floors']['argon2_verify_cpu_ms']} ms CPU in a loop, "
              f"{results['floors']['argon2_verify_worker_cpu_ms']} ms in a gunicorn worker (the figure subtracted); "
              f"TOTP verify {results['floors']['totp_verify_cpu_ms']} ms; bare route "
-             f"{results['floors']['bare_route']['requests_per_s']} req/s (p50 {results['floors']['bare_route']['p50_ms']} ms, "
+             f"{results['floors']['bare_route']['requests_per_s']} req/s "
+             f"(p50 {results['floors']['bare_route']['p50_ms']} ms, "
              f"p99 {results['floors']['bare_route']['p99_ms']} ms, "
              f"{results['floors']['bare_route']['worker_cpu_ms_per_request']} ms worker CPU per request).", "",
              "| Target | Figure | Result |", "|---|---|---|"]
@@ -332,7 +339,8 @@ def markdown(results: dict) -> str:
         for flow in ("totp_login", "email_login"):
             if flow in section:
                 data = section[flow]
-                lines += ["", f"**{kind}, {flow.replace('_', ' ')}**: {data['logins']} logins, {data['flows_per_s']} flows/s, "
+                lines += ["", f"**{kind}, {flow.replace('_', ' ')}**: {data['logins']} logins, "
+                          f"{data['flows_per_s']} flows/s, "
                           f"{data['server_cpu_ms_per_login']} ms server CPU per login: "
                           f"{data['server_cpu_ms_beyond_argon2']} ms beyond a worker's argon2 verify, "
                           f"{data['server_cpu_ms_beyond_argon2_in_a_loop']} ms beyond a loop's.", "",
@@ -341,8 +349,8 @@ def markdown(results: dict) -> str:
                     lines.append(f"| {step} | {stats['p50_ms']} | {stats['p90_ms']} | {stats['p99_ms']} |")
         scale = section.get("scale")
         if scale:
-            lines += ["", f"**{kind}, review and audit pages**", "", "| Size | Page | p50 ms | p95 ms | SQL statements |",
-                      "|---|---|---|---|---|"]
+            lines += ["", f"**{kind}, review and audit pages**", "",
+                      "| Size | Page | p50 ms | p95 ms | SQL statements |", "|---|---|---|---|---|"]
             for size, data in scale.items():
                 if not size.endswith("_events"):
                     continue
@@ -350,7 +358,8 @@ def markdown(results: dict) -> str:
                     lines.append(f"| {size.replace('_', ' ')} | {page} | {stats['p50_ms']} | {stats['p95_ms']} | "
                                  f"{data['queries'].get(page, '—')} |")
                 lines.append(f"| {size.replace('_', ' ')} | CSV export ({data['csv']['rows']:,} rows) | "
-                             f"{data['csv']['seconds'] * 1000:.0f} (total) | — | memory +{data['csv']['worker_memory_growth_mb']} MB |")
+                             f"{data['csv']['seconds'] * 1000:.0f} (total) | — | "
+                             f"memory +{data['csv']['worker_memory_growth_mb']} MB |")
     return "\n".join(lines) + "\n"
 
 
@@ -364,7 +373,8 @@ def machine() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, "
+            f"Python {platform.python_version()}")
 
 
 def main() -> int:
@@ -377,7 +387,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=100, help="timed requests per page (p95 needs many)")
     parser.add_argument("--scale-backends", default="postgresql")
     args = parser.parse_args()
-    results = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(), "floors": {}}
+    results = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(), "floors": {}}
     with tempfile.TemporaryDirectory() as workdir:
         print("floors ...", file=sys.stderr)
         floors(results["floors"])

@@ -152,7 +152,8 @@ def seed_audit(app, *, events: int, practice_id: int, batch: int = 20000) -> Non
 
     types = ("login.password_succeeded", "mfa.code_sent", "mfa.code_verified", "login.succeeded", "logout")
     with app.app_context():
-        previous = db.session.scalar(text("SELECT row_hash FROM audit_events ORDER BY id DESC LIMIT 1")) or audit.GENESIS
+        previous = (db.session.scalar(text("SELECT row_hash FROM audit_events ORDER BY id DESC LIMIT 1"))
+                    or audit.GENESIS)
         start = utcnow() - timedelta(days=365)
         done = 0
         while done < events:

@@ -161,9 +161,9 @@ class Clock:
     """The server's clock, under the test's control (routes read `portal.clock.now`)."""
 
     def __init__(self):
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
-        self.current = datetime.now(timezone.utc).replace(microsecond=0)
+        self.current = datetime.now(UTC).replace(microsecond=0)
 
     def now(self):
         return self.current

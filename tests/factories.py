@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+from portal import clock
 from portal.accounts import passwords
 from portal.extensions import db
 from portal.models import Practice, User
-from portal import clock
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)

@@ -167,7 +167,7 @@ class SMSServer:
         """The form of every message-create call received, oldest first."""
         return [r.form for r in self.requests if r.path.endswith("/Messages.json")]
 
-    def __enter__(self) -> "SMSServer":
+    def __enter__(self) -> SMSServer:
         self._thread.start()
         return self
 

@@ -1,13 +1,12 @@
 """Practices, users, sessions, invitations, password resets, outbox
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-28 04:07:15.759897
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -60,8 +59,10 @@ def upgrade():
     sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('session_version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("(role = 'support' AND practice_id IS NULL) OR (role <> 'support' AND practice_id IS NOT NULL)", name=op.f('ck_users_practice_matches_role')),
-    sa.CheckConstraint("role IN ('clinician', 'staff', 'practice_admin', 'support')", name=op.f('ck_users_role_allowed')),
+    sa.CheckConstraint("(role = 'support' AND practice_id IS NULL) OR (role <> 'support' AND practice_id IS NOT NULL)",
+                       name=op.f('ck_users_practice_matches_role')),
+    sa.CheckConstraint("role IN ('clinician', 'staff', 'practice_admin', 'support')",
+                       name=op.f('ck_users_role_allowed')),
     sa.CheckConstraint('email = lower(email)', name=op.f('ck_users_email_lower')),
     sa.ForeignKeyConstraint(['practice_id'], ['practices.id'], name=op.f('fk_users_practice_id_practices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),

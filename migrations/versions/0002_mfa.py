@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-28 04:13:07.807683
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0002'
@@ -48,9 +47,13 @@ def upgrade():
     sa.Column('totp_last_step', sa.BigInteger(), nullable=True),
     sa.Column('enrolled_at', sa.DateTime(), nullable=False),
     sa.Column('last_used_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL) OR (method = 'totp' AND totp_secret IS NOT NULL AND phone_e164 IS NULL) OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL)", name=op.f('ck_mfa_enrollments_details_match_method')),
+    sa.CheckConstraint("(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL) "
+                       "OR (method = 'totp' AND totp_secret IS NOT NULL AND phone_e164 IS NULL) "
+                       "OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL)",
+                       name=op.f('ck_mfa_enrollments_details_match_method')),
     sa.CheckConstraint("method IN ('sms', 'email', 'totp')", name=op.f('ck_mfa_enrollments_method_allowed')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_enrollments_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_enrollments_user_id_users'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_enrollments')),
     sa.UniqueConstraint('user_id', name=op.f('uq_mfa_enrollments_user_id'))
     )
@@ -62,9 +65,13 @@ def upgrade():
     sa.Column('totp_secret', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL) OR (method = 'totp' AND totp_secret IS NOT NULL AND phone_e164 IS NULL) OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL)", name=op.f('ck_mfa_pending_enrollments_details_match_method')),
+    sa.CheckConstraint("(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL) "
+                       "OR (method = 'totp' AND totp_secret IS NOT NULL AND phone_e164 IS NULL) "
+                       "OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL)",
+                       name=op.f('ck_mfa_pending_enrollments_details_match_method')),
     sa.CheckConstraint("method IN ('sms', 'email', 'totp')", name=op.f('ck_mfa_pending_enrollments_method_allowed')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_pending_enrollments_user_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_pending_enrollments_user_id_users'),
+                            ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_pending_enrollments')),
     sa.UniqueConstraint('user_id', name=op.f('uq_mfa_pending_enrollments_user_id'))
     )

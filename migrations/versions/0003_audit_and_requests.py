@@ -5,9 +5,8 @@ Revises: 0002
 Create Date: 2026-11-28 04:21:28.259258
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0003'
@@ -51,10 +50,13 @@ def upgrade():
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('decided_at', sa.DateTime(), nullable=True),
     sa.Column('decision_note', sa.Text(), nullable=True),
-    sa.CheckConstraint("status IN ('pending', 'approved', 'declined')", name=op.f('ck_requirement_requests_status_allowed')),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'declined')",
+                       name=op.f('ck_requirement_requests_status_allowed')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['users.id'], name=op.f('fk_requirement_requests_decided_by_id_users')),
-    sa.ForeignKeyConstraint(['practice_id'], ['practices.id'], name=op.f('fk_requirement_requests_practice_id_practices')),
-    sa.ForeignKeyConstraint(['requested_by_id'], ['users.id'], name=op.f('fk_requirement_requests_requested_by_id_users')),
+    sa.ForeignKeyConstraint(['practice_id'], ['practices.id'],
+                            name=op.f('fk_requirement_requests_practice_id_practices')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['users.id'],
+                            name=op.f('fk_requirement_requests_requested_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_requirement_requests'))
     )
     with op.batch_alter_table('requirement_requests', schema=None) as batch_op:

@@ -6,8 +6,6 @@ Create Date: 2026-11-28 04:28:01.416509
 
 """
 from alembic import op
-import sqlalchemy as sa
-
 
 # revision identifiers, used by Alembic.
 revision = '0004'

@@ -5,9 +5,8 @@ Revises: 0004
 Create Date: 2026-11-28 04:31:11.444770
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0005'

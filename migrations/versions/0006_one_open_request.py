@@ -5,9 +5,8 @@ Revises: 0005
 Create Date: 2026-11-28 04:39:24.405530
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0006'
@@ -18,11 +17,14 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table('requirement_requests', schema=None) as batch_op:
-        batch_op.create_index('uq_requirement_requests_one_open', ['practice_id'], unique=True, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.create_index('uq_requirement_requests_one_open', ['practice_id'], unique=True,
+                              postgresql_where=sa.text("status = 'pending'"),
+                              sqlite_where=sa.text("status = 'pending'"))
 
 
 
 def downgrade():
     with op.batch_alter_table('requirement_requests', schema=None) as batch_op:
-        batch_op.drop_index('uq_requirement_requests_one_open', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.drop_index('uq_requirement_requests_one_open', postgresql_where=sa.text("status = 'pending'"),
+                            sqlite_where=sa.text("status = 'pending'"))
 

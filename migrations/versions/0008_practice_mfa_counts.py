@@ -12,9 +12,8 @@ Every trigger first touches the practice's (active, "none") row, so on PostgreSQ
 changes in one practice queue on that row lock instead of locking counter rows in different
 orders (no deadlocks).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'
@@ -88,7 +87,8 @@ def upgrade():
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('method', sa.String(length=10), nullable=False),
     sa.Column('users', sa.Integer(), server_default='0', nullable=False),
-    sa.ForeignKeyConstraint(['practice_id'], ['practices.id'], name=op.f('fk_practice_mfa_counts_practice_id_practices'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['practice_id'], ['practices.id'],
+                            name=op.f('fk_practice_mfa_counts_practice_id_practices'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('practice_id', 'active', 'method', name=op.f('pk_practice_mfa_counts'))
     )
     dialect = op.get_bind().dialect.name

@@ -9,7 +9,6 @@ page, however deep, come from an index-only scan; the page's rows are then read 
 """
 from alembic import op
 
-
 revision = '0009'
 down_revision = '0008'
 branch_labels = None

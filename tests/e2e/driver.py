@@ -119,7 +119,8 @@ class Portal:
                 blocking.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {where}")
             else:
                 path = urlsplit(page.url).path
-                MINOR_FINDINGS.setdefault(f"{violation['id']} ({violation['impact']}): {violation['help']}", set()).add(path)
+                finding = f"{violation['id']} ({violation['impact']}): {violation['help']}"
+                MINOR_FINDINGS.setdefault(finding, set()).add(path)
         assert not blocking, f"axe found problems on {page.url}:\n" + "\n".join(blocking)
 
     def step(self, name: str, *, shot: bool = True) -> None:
@@ -232,8 +233,10 @@ class Portal:
             """([container, text]) => {
                 const focused = document.activeElement;
                 const box = document.querySelector(container);
-                if (box && box.textContent.includes(text) && focused && box.contains(focused) && focused !== document.body) return true;
-                const kept = (window.__e2eLiveRegions || []).some(el => el.isConnected && el.textContent.includes(text));
+                if (box && box.textContent.includes(text) && focused && box.contains(focused)
+                    && focused !== document.body) return true;
+                const kept = (window.__e2eLiveRegions || [])
+                    .some(el => el.isConnected && el.textContent.includes(text));
                 if (kept) return true;
                 return Array.from(document.querySelectorAll('[role=alert]')).some(el => el.textContent.includes(text));
             }""", arg=[container, text], timeout=5_000)

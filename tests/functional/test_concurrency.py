@@ -227,7 +227,7 @@ def test_racing_requests_on_one_session_get_no_server_error(session_app, outbox,
         clients = clones(session_app, log_in(session_app, email, open_code_page=False), THREADS)
         code = last_code(outbox, E164, "sms")
 
-        def attempt(i):
+        def attempt(i, clients=clients, code=code):
             try:
                 return clients[i].post("/login/code", data={"code": code}).status_code
             except Exception as error:  # TESTING propagates what production answers with a 500

@@ -67,7 +67,8 @@ def test_htmx_header_token_is_accepted(csrf_app, app):
 def test_invitation_post_without_token_is_refused(csrf_app, app):
     """Can a practice admin be tricked into sending an invitation?"""
     client, _ = log_in(csrf_app, "csrf-admin@example.test", role="practice_admin")
-    response = client.post("/practice/invitations", data={"email": "x@example.test", "display_name": "X", "role": "staff"})
+    response = client.post("/practice/invitations",
+                           data={"email": "x@example.test", "display_name": "X", "role": "staff"})
     assert response.status_code == 400
 
 

@@ -5,8 +5,10 @@ from portal.delivery import send_email
 
 def test_outbox_page_lists_messages_newest_first(app, client):
     """Does /dev/outbox show captured mail, newest at the top?"""
-    send_email("first@example.test", "First subject", "password_reset", user=type("U", (), {"display_name": "A"}), link="http://x/1", minutes=60)
-    send_email("second@example.test", "Second subject", "password_reset", user=type("U", (), {"display_name": "B"}), link="http://x/2", minutes=60)
+    send_email("first@example.test", "First subject", "password_reset", user=type("U", (), {"display_name": "A"}),
+               link="http://x/1", minutes=60)
+    send_email("second@example.test", "Second subject", "password_reset", user=type("U", (), {"display_name": "B"}),
+               link="http://x/2", minutes=60)
     from portal.extensions import db
 
     db.session.commit()
@@ -22,7 +24,8 @@ def test_outbox_page_is_404_when_off(make_app):
 
 
 def test_outbox_cli_prints_the_same(app, runner):
-    send_email("cli@example.test", "CLI subject", "password_reset", user=type("U", (), {"display_name": "C"}), link="http://x/3", minutes=60)
+    send_email("cli@example.test", "CLI subject", "password_reset", user=type("U", (), {"display_name": "C"}),
+               link="http://x/3", minutes=60)
     from portal.extensions import db
 
     db.session.commit()

@@ -68,7 +68,8 @@ def test_slow_smtp_server_times_out_with_a_clear_page(make_app, app):
         make_user("admin@example.test", role="practice_admin")
         client = slow.test_client()
         client.post("/login", data={"email": "admin@example.test", "password": PASSWORD})
-        response = client.post("/practice/invitations", data={"email": "n@example.test", "display_name": "N", "role": "staff"})
+        response = client.post("/practice/invitations",
+                               data={"email": "n@example.test", "display_name": "N", "role": "staff"})
         assert response.status_code == 503
         assert "could not be sent" in response.get_data(as_text=True)
         assert db.session.scalar(select(Invitation)) is None

@@ -23,7 +23,8 @@ from tests.smtp_server import free_port
 pytestmark = [
     pytest.mark.server,
     pytest.mark.skipif(not (TEST_DATABASE_URL and TEST_SESSION_REDIS_URL),
-                       reason="needs PostgreSQL and Redis: CI's second pass sets TEST_DATABASE_URL and TEST_SESSION_REDIS_URL"),
+                       reason="needs PostgreSQL and Redis: "
+                              "CI's second pass sets TEST_DATABASE_URL and TEST_SESSION_REDIS_URL"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +129,8 @@ def test_support_clear_on_a_ends_the_session_on_b(instances, outbox):
     assert staff.post(a + "/login/code", data={"code": previous_step, "csrf_token": csrf(page.text)},
                       allow_redirects=False).status_code == 303
     page = staff.get(a + "/support/confirm")
-    response = staff.post(a + "/support/confirm", data={"password": PASSWORD, "code": totp.now(), "csrf_token": csrf(page.text)},
+    response = staff.post(a + "/support/confirm",
+                          data={"password": PASSWORD, "code": totp.now(), "csrf_token": csrf(page.text)},
                           allow_redirects=False)
     assert response.status_code == 303, response.text
     page = staff.get(f"{a}/support/users/{victim_id}")

@@ -124,7 +124,8 @@ def test_limits_are_shared_through_redis(make_app, app):
     make_user("shared@example.test")
     for _ in range(2):
         a.test_client().post("/login", data={"email": "shared@example.test", "password": "guess guess guess"})
-    assert b.test_client().post("/login", data={"email": "shared@example.test", "password": PASSWORD}).status_code == 429
+    response = b.test_client().post("/login", data={"email": "shared@example.test", "password": PASSWORD})
+    assert response.status_code == 429
 
 
 def test_redis_down_falls_back_to_memory_limits_and_database_locks(make_app, app, clock):
@@ -135,8 +136,8 @@ def test_redis_down_falls_back_to_memory_limits_and_database_locks(make_app, app
                     LIMIT_LOGIN_PER_ACCOUNT="3 per minute")
     make_user("fallback@example.test")
     client = down.test_client()
-    statuses = [client.post("/login", data={"email": "fallback@example.test", "password": "guess guess guess"}).status_code
-                for _ in range(4)]
+    statuses = [client.post("/login", data={"email": "fallback@example.test", "password": "guess guess guess"})
+                .status_code for _ in range(4)]
     assert 500 not in statuses
     assert statuses[-1] == 429  # the in-memory fallback still limits
     for _ in range(10):

@@ -86,11 +86,13 @@ def test_next_returns_to_the_requested_page(client, auth):
     assert response.headers["Location"] == "/account/security"
 
 
-@pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/x", "/\\evil.test", "http:/evil.test", "javascript:alert(1)", "/%0d%0aSet-Cookie:x"])
+@pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/x", "/\\evil.test", "http:/evil.test",
+                                    "javascript:alert(1)", "/%0d%0aSet-Cookie:x"])
 def test_open_redirect_next_values_are_ignored(client, auth, target):
     """Can a crafted link send a freshly logged-in user to another site?"""
     make_user("redirect@example.test")
-    response = client.post("/login", query_string={"next": target}, data={"email": "redirect@example.test", "password": PASSWORD})
+    response = client.post("/login", query_string={"next": target},
+                           data={"email": "redirect@example.test", "password": PASSWORD})
     assert response.status_code == 303
     location = response.headers["Location"]
     assert location.startswith("/") and not location.startswith("//")

@@ -214,7 +214,8 @@ def test_session_id_changes_at_password_and_at_code(app, client, auth, outbox, s
     pending = session_cookie(client, app)
     auth.enter_code(last_code(outbox, E164, "sms"))
     full = session_cookie(client, app)
-    assert len({anonymous, pending, full} - {None}) == len([c for c in (anonymous, pending, full) if c]) and pending != full
+    assert (len({anonymous, pending, full} - {None}) == len([c for c in (anonymous, pending, full) if c])
+            and pending != full)
 
 
 def test_pending_login_reaches_nothing_but_the_code_page(app, client, auth, sms_user):
@@ -230,7 +231,8 @@ def test_pending_login_reaches_nothing_but_the_code_page(app, client, auth, sms_
                 assert client.open(rule.rule, method=method).status_code == 404, rule.rule
                 continue
             response = client.open(rule.rule, method=method)
-            assert response.status_code == 303 and response.headers["Location"].startswith("/login"), (rule.rule, method)
+            assert response.status_code == 303 and response.headers["Location"].startswith("/login"), (
+                rule.rule, method)
             htmx = client.open(rule.rule, method=method, headers={"HX-Request": "true"})
             assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login"), (rule.rule, method)
             assert b"Welcome" not in htmx.data
@@ -340,7 +342,8 @@ def test_forced_enrollment_in_a_practice_that_requires_mfa(client, auth, outbox,
             htmx = client.open(rule.rule, method=method, headers={"HX-Request": "true"})
             assert htmx.headers["HX-Redirect"] == "/account/security", rule.rule
 
-    key = manual_key(client.get(client.post("/account/security/device", data={"device": "totp"}).headers["Location"]).get_data(as_text=True))
+    chosen = client.post("/account/security/device", data={"device": "totp"})
+    key = manual_key(client.get(chosen.headers["Location"]).get_data(as_text=True))
     response = client.post("/account/security/verify", data={"code": totp_now(key, clock)})
     assert response.headers["Location"] == "/"
     assert client.get("/").status_code == 200
@@ -405,7 +408,7 @@ def test_code_page_never_claims_a_code_was_sent_when_none_was(client, auth, outb
     auth.login("email@example.test", PASSWORD)
     clock.advance(seconds=5)
     auth.logout()
-    for message in outbox.messages():
+    for _message in outbox.messages():
         pass
     auth.login("email@example.test", PASSWORD)
     page = client.get("/login/code").get_data(as_text=True)

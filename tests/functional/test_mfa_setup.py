@@ -343,7 +343,8 @@ def test_support_sees_wording_for_support_not_a_practice(client, auth, clock):
 
 def test_panels_move_focus_to_new_content(client, clinician, clock):
     """After an HTMX swap, is focus placed on the new content (not lost to the page)?"""
-    html = client.post("/account/security/confirm-password", data={"password": PASSWORD}, headers=HTMX).get_data(as_text=True)
+    html = client.post("/account/security/confirm-password", data={"password": PASSWORD},
+                       headers=HTMX).get_data(as_text=True)
     assert 'id="mfa-heading" tabindex="-1" autofocus' in html
     html = client.post("/account/security/device", data={"device": "totp"}, headers=HTMX).get_data(as_text=True)
     assert 'id="device-heading"' in html and "autofocus" in html[html.index("device-panel"):]

@@ -110,7 +110,8 @@ def add_events(admin, subject, count: int):
 def review_statements(client, statements, member_id) -> dict[str, list[str]]:
     seen_by_label = {}
     for label, path, headers in REVIEW_REQUESTS:
-        response, seen = statements.run(lambda: client.get(path.format(member_id=member_id), headers=headers))
+        response, seen = statements.run(
+            lambda path=path, headers=headers: client.get(path.format(member_id=member_id), headers=headers))
         assert response.status_code == 200, (label, response.status_code)
         seen_by_label[label] = seen
     return seen_by_label

@@ -27,7 +27,8 @@ def test_support_confirmation_resets_the_password_failure_count(client, auth, cl
     """After wrong passwords, does a correct support confirmation start the count over, as Log In does?"""
     secret = _support(auth, clock)
     for _ in range(3):
-        assert client.post("/support/confirm", data={"password": "wrong wrong wrong", "code": "123456"}).status_code == 401
+        response = client.post("/support/confirm", data={"password": "wrong wrong wrong", "code": "123456"})
+        assert response.status_code == 401
     assert _failures("support@portal.test") == 3
     response = client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
     assert response.status_code == 303

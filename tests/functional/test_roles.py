@@ -13,7 +13,8 @@ def test_non_admins_get_403_on_practice_pages(client, auth, role):
     make_user(f"{role}@example.test", role=role)
     auth.login(f"{role}@example.test", PASSWORD)
     assert client.get("/practice/users").status_code == 403
-    response = client.post("/practice/invitations", data={"email": "new@example.test", "display_name": "New", "role": "practice_admin"})
+    response = client.post("/practice/invitations",
+                           data={"email": "new@example.test", "display_name": "New", "role": "practice_admin"})
     assert response.status_code == 403
     assert db.session.scalar(db.select(db.func.count(Invitation.id))) == 0
 

@@ -89,6 +89,7 @@ def test_gunicorn_refuses_to_start_without_a_secret_key(database_uri):
     """Does a production server with no SECRET_KEY refuse to start rather than run unsafely?"""
     env = {**os.environ, "PORTAL_CONFIG": "production", "DATABASE_URL": database_uri, "MAIL_TRANSPORT": "smtp"}
     env.pop("SECRET_KEY", None)
-    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr

@@ -46,7 +46,8 @@ def test_unreachable_smtp_server_gives_a_clear_page_and_keeps_nothing(app, make_
     make_user("admin@example.test", role="practice_admin")
     client = smtp_app(make_app, free_port()).test_client()
     client.post("/login", data={"email": "admin@example.test", "password": PASSWORD})
-    response = client.post("/practice/invitations", data={"email": "new@example.test", "display_name": "New", "role": "staff"})
+    response = client.post("/practice/invitations",
+                           data={"email": "new@example.test", "display_name": "New", "role": "staff"})
     assert response.status_code == 503
     assert "could not be sent" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Invitation.id))) == 0

@@ -63,15 +63,20 @@ def test_support_without_fresh_confirmation_is_asked_again(client, auth, clock):
     response = client.get("/support/users?q=x")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/support/confirm")
-    assert client.post("/support/users/1/clear-mfa", data={"reason": "r", "ticket": "t"}).headers["Location"].startswith("/support/confirm")
+    response = client.post("/support/users/1/clear-mfa", data={"reason": "r", "ticket": "t"})
+    assert response.headers["Location"].startswith("/support/confirm")
     page = client.get("/support/confirm").get_data(as_text=True)
     assert "password and a code from your authenticator app" in page
     clock.advance(seconds=30)
-    wrong = client.post("/support/confirm", data={"password": PASSWORD, "code": "000000" if totp_now(secret, clock) != "000000" else "111111"})
+    wrong = client.post("/support/confirm",
+                        data={"password": PASSWORD,
+                              "code": "000000" if totp_now(secret, clock) != "000000" else "111111"})
     assert wrong.status_code == 400
-    bad_password = client.post("/support/confirm", data={"password": "wrong password!", "code": totp_now(secret, clock)})
+    bad_password = client.post("/support/confirm",
+                               data={"password": "wrong password!", "code": totp_now(secret, clock)})
     assert bad_password.status_code == 401
-    ok = client.post("/support/confirm?next=/support/users", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    ok = client.post("/support/confirm?next=/support/users",
+                     data={"password": PASSWORD, "code": totp_now(secret, clock)})
     assert ok.headers["Location"] == "/support/users"
     assert client.get("/support/").status_code == 200
     clock.advance(minutes=15, seconds=1)
@@ -105,7 +110,8 @@ def test_clear_mfa_ends_sessions_and_forces_enrollment_where_required(app, clien
     assert missing.status_code == 400
     assert db.session.scalar(select(func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == user.id)) == 1
 
-    response = client.post(f"/support/users/{user.id}/clear-mfa", data={"reason": "Lost phone; called back", "ticket": "SUP-1234"})
+    response = client.post(f"/support/users/{user.id}/clear-mfa",
+                           data={"reason": "Lost phone; called back", "ticket": "SUP-1234"})
     assert response.status_code == 303
     assert "MFA settings cleared" in client.get(response.headers["Location"]).get_data(as_text=True)
     assert db.session.scalar(select(func.count(MfaEnrollment.id)).where(MfaEnrollment.user_id == user.id)) == 0
@@ -148,12 +154,14 @@ def test_turning_the_requirement_on_sends_logged_in_users_to_enrollment(app, cli
 
     no_reason = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": ""})
     assert no_reason.status_code == 400
-    response = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": "Practice asked by phone"})
+    response = client.post(f"/support/practices/{practice.id}/requirement",
+                           data={"required": "on", "reason": "Practice asked by phone"})
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.get(Practice, practice.id).mfa_required is True
     assert user_client.get("/").headers["Location"] == "/account/security"
-    assert [m.recipient for m in outbox.messages(channel="email") if "now requires" in m.subject] == ["loose@strict.test"]
+    notified = [m.recipient for m in outbox.messages(channel="email") if "now requires" in m.subject]
+    assert notified == ["loose@strict.test"]
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "practice.requirement_changed"))
     assert '"required":true' in event.detail and event.practice_id == practice.id
 
@@ -219,7 +227,7 @@ def test_support_audit_page_filters(client, support, clock):
 def test_audit_pages_are_keyset_paged(client, support, clock):
     from portal import audit
 
-    for i in range(60):
+    for _ in range(60):
         audit.record("logout", actor=support, subject=support, now=clock.now())
     db.session.commit()
     first = client.get("/support/audit").get_data(as_text=True)
@@ -290,7 +298,8 @@ def test_clear_voids_codes_already_sent(app, client, support, outbox, clock):
     from portal.models import MfaCode
 
     db.session.expire_all()
-    assert all(row.voided_at is not None for row in db.session.scalars(select(MfaCode).where(MfaCode.user_id == user.id)))
+    assert all(row.voided_at is not None
+               for row in db.session.scalars(select(MfaCode).where(MfaCode.user_id == user.id)))
     response = victim.post("/login/code", data={"code": code})
     assert response.status_code == 303 and response.headers["Location"] == "/login"
     assert victim.get("/").status_code == 303

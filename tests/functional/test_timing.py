@@ -25,6 +25,8 @@ from portal.extensions import db
 from portal.models.base import utcnow
 from tests.factories import PASSWORD, make_user
 
+pytestmark = pytest.mark.timing
+
 ROUNDS = 15
 TRIALS = 3
 WRONG = "not the password at all"

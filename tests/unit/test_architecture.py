@@ -73,11 +73,12 @@ def method_key_comparisons_in_python() -> list[str]:
     return found
 
 
+_KEYS = "|".join(METHOD_KEYS)
 _TEMPLATE_COMPARISON = re.compile(
-    r"""(==|!=|\bin)\s*\(?\s*["'](%s)["']|["'](%s)["']\s*(==|!=)""" % ("|".join(METHOD_KEYS), "|".join(METHOD_KEYS)))
+    r"""(==|!=|\bin)\s*\(?\s*["'](""" + _KEYS + r""")["']|["'](""" + _KEYS + r""")["']\s*(==|!=)""")
 # A comparison in a tag that speaks of a method, device or channel (a column sorted by "email" is not one).
 _ABOUT_METHODS = re.compile(r"method|device|channel")
-_TEMPLATE_KEY_MAP = re.compile(r"""\{\s*["'](%s)["']\s*:""" % "|".join(METHOD_KEYS))
+_TEMPLATE_KEY_MAP = re.compile(r"""\{\s*["'](""" + _KEYS + r""")["']\s*:""")
 
 
 def method_key_comparisons_in_templates() -> list[str]:
@@ -156,5 +157,6 @@ def test_every_package_keeps_its_errors_in_errors_py_with_a_status():
             continue
         tree = ast.parse(path.read_text())
         defined = [node.name for node in tree.body if isinstance(node, ast.ClassDef)
-                   and any(isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception")) for base in node.bases)]
+                   and any(isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception"))
+                           for base in node.bases)]
         assert defined == [], f"{path.relative_to(ROOT)} defines {defined}"

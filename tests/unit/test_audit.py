@@ -146,7 +146,6 @@ def test_unknown_event_types_are_refused(app):
 def test_concurrent_writers_keep_one_chain(make_app, app):
     """Do parallel requests writing events still produce an unbroken chain?"""
     import threading
-
     from types import SimpleNamespace
 
     created = make_user()
@@ -179,12 +178,14 @@ def test_invitation_reset_switch_and_lock_events_are_recorded(app, client, auth,
     """Are invitations, resets, switches and code locks in the trail, each with actor and subject?"""
     admin = make_user("inviter@example.test", role="practice_admin")
     auth.login("inviter@example.test", PASSWORD)
-    client.post("/practice/invitations", data={"email": "invitee@example.test", "display_name": "Invitee", "role": "staff"})
+    client.post("/practice/invitations",
+                data={"email": "invitee@example.test", "display_name": "Invitee", "role": "staff"})
     auth.logout()
     link = outbox.link("invitee@example.test")
     client.post(link, data={"password": "invitee passphrase", "confirm": "invitee passphrase"})
     client.post("/forgot-password", data={"email": "invitee@example.test"})
-    client.post(outbox.link("invitee@example.test"), data={"password": "second passphrase", "confirm": "second passphrase"})
+    client.post(outbox.link("invitee@example.test"),
+                data={"password": "second passphrase", "confirm": "second passphrase"})
     switcher = make_user("switch-audit@example.test")
     make_enrollment(switcher, "email")
     auth.login("switch-audit@example.test", PASSWORD)

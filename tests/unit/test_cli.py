@@ -68,7 +68,8 @@ def test_create_practice_and_user_with_prompted_password(runner):
     """Can an operator create a practice and a user, typing the password at a prompt?"""
     assert runner.invoke(args=["create-practice", "Lakeside Clinic"]).exit_code == 0
     result = runner.invoke(
-        args=["create-user", "Dr.Lee@Lakeside.test", "--practice", "Lakeside Clinic", "--role", "clinician", "--name", "Dr Lee"],
+        args=["create-user", "Dr.Lee@Lakeside.test", "--practice", "Lakeside Clinic", "--role", "clinician",
+              "--name", "Dr Lee"],
         input="a long typed passphrase\na long typed passphrase\n",
     )
     assert result.exit_code == 0, result.output
@@ -89,11 +90,14 @@ def test_create_user_has_no_password_argument(runner):
 
 def test_create_user_errors_are_clear(runner):
     runner.invoke(args=["create-practice", "One"])
-    missing = runner.invoke(args=["create-user", "a@example.test", "--role", "staff"], input="a long typed passphrase\n" * 2)
+    missing = runner.invoke(args=["create-user", "a@example.test", "--role", "staff"],
+                            input="a long typed passphrase\n" * 2)
     assert missing.exit_code != 0 and "--practice is required" in missing.output
-    unknown = runner.invoke(args=["create-user", "a@example.test", "--role", "staff", "--practice", "Nope"], input="a long typed passphrase\n" * 2)
+    unknown = runner.invoke(args=["create-user", "a@example.test", "--role", "staff", "--practice", "Nope"],
+                            input="a long typed passphrase\n" * 2)
     assert unknown.exit_code != 0 and "No practice named 'Nope'" in unknown.output
-    support = runner.invoke(args=["create-user", "s@example.test", "--role", "support", "--practice", "One"], input="a long typed passphrase\n" * 2)
+    support = runner.invoke(args=["create-user", "s@example.test", "--role", "support", "--practice", "One"],
+                            input="a long typed passphrase\n" * 2)
     assert support.exit_code != 0 and "belong to no practice" in support.output
     duplicate = runner.invoke(args=["create-practice", "One"])
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output

@@ -6,7 +6,7 @@ Every service takes `now=`; time is moved by passing a later `now`, never by sle
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -25,7 +25,7 @@ from portal.mfa.errors import (
 from portal.models import User
 from tests.factories import make_user
 
-T0 = datetime(2030, 3, 4, 9, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 3, 4, 9, 0, 0, tzinfo=UTC)
 PHONE = "+12025550143"
 
 
@@ -276,7 +276,8 @@ def test_a_second_code_within_thirty_seconds_is_throttled(app):
         issue_code(user, T0 + timedelta(seconds=10))
     assert throttled.value.retry_after == timedelta(seconds=20)
     assert "20 seconds" in str(throttled.value)
-    assert codes.resend_available_at(user, "email", user.email, T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=30)
+    available_at = codes.resend_available_at(user, "email", user.email, T0 + timedelta(seconds=10))
+    assert available_at == T0 + timedelta(seconds=30)
     assert codes.resend_available_at(user, "email", user.email, T0 + timedelta(seconds=30)) is None
     issue_code(user, T0 + timedelta(seconds=30))
 

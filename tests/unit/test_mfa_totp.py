@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
@@ -14,11 +14,11 @@ from portal.mfa import totp
 
 # RFC 6238 appendix B: the SHA-1 seed is the ASCII string "12345678901234567890", in base32.
 RFC_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-NOW = datetime(2030, 3, 4, 9, 0, 10, tzinfo=timezone.utc)
+NOW = datetime(2030, 3, 4, 9, 0, 10, tzinfo=UTC)
 
 
 def at(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def code_for_step(secret: str, step: int) -> str:
