@@ -172,9 +172,9 @@ def _grow_practice(app, practice_id: int, extra: int) -> None:
     """Add users to the existing practice (bulk), continuing its numbering."""
     from sqlalchemy import insert
 
+    from portal.clock import now as utcnow
     from portal.extensions import db
     from portal.models import MfaEnrollment, User
-    from portal.models.base import utcnow
 
     with app.app_context():
         password_hash = db.session.scalar(text("SELECT password_hash FROM users WHERE practice_id = :p LIMIT 1"),

@@ -92,10 +92,10 @@ def seed_practice(app, *, users: int, enrolled: str | None, practice_name: str, 
     """A practice with `users` clinicians; `enrolled` gives each an MFA method ("totp", "email",
     or "mixed": a third each of totp/sms/email and a quarter with none). Returns {email: secret}."""
     from portal.accounts import passwords
+    from portal.clock import now as utcnow
     from portal.extensions import db
     from portal.mfa import crypto, totp
     from portal.models import MfaEnrollment, Practice, User
-    from portal.models.base import utcnow
 
     secrets_by_email = {}
     with app.app_context():
@@ -146,9 +146,9 @@ def seed_practice(app, *, users: int, enrolled: str | None, practice_name: str, 
 def seed_audit(app, *, events: int, practice_id: int, batch: int = 20000) -> None:
     """`events` hash-chained audit rows, appended after whatever the trail already holds."""
     from portal import audit
+    from portal.clock import now as utcnow
     from portal.extensions import db
     from portal.models import AuditEvent
-    from portal.models.base import utcnow
 
     types = ("login.password_succeeded", "mfa.code_sent", "mfa.code_verified", "login.succeeded", "logout")
     with app.app_context():
@@ -178,10 +178,10 @@ def seed_audit(app, *, events: int, practice_id: int, batch: int = 20000) -> Non
 
 def add_account(app, *, email: str, role: str, practice_id: int | None, totp_secret: str | None = None) -> None:
     from portal.accounts import passwords
+    from portal.clock import now as utcnow
     from portal.extensions import db
     from portal.mfa import crypto
     from portal.models import MfaEnrollment, User
-    from portal.models.base import utcnow
 
     with app.app_context():
         user = User(email=email, display_name=email.split("@")[0], role=role, practice_id=practice_id,

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.accounts import invitations
+from portal.clock import now as utcnow
 from portal.extensions import db
 from portal.models import Invitation, User
-from portal.models.base import utcnow
 from tests.factories import PASSWORD, make_user
 
 NEW_PASSWORD = "a long enough passphrase"

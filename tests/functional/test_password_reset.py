@@ -5,9 +5,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from portal.accounts import password_reset
+from portal.clock import now as utcnow
 from portal.extensions import db
 from portal.models import User
-from portal.models.base import utcnow
 from tests.factories import PASSWORD, make_user
 
 NEW_PASSWORD = "a brand new passphrase"

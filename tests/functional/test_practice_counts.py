@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
+from portal.clock import now as utcnow
 from portal.enforcement import review
 from portal.extensions import db
 from portal.mfa import enrollment
 from portal.models import MfaEnrollment, User
-from portal.models.base import utcnow
 from tests.factories import make_enrollment, make_practice, make_user
 
 METHODS = ("email", "sms", "totp")

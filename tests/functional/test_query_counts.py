@@ -18,9 +18,9 @@ from sqlalchemy import event, insert, select
 
 from portal import audit
 from portal.accounts.passwords import hash_password
+from portal.clock import now as utcnow
 from portal.extensions import db
 from portal.models import MfaEnrollment, User
-from portal.models.base import utcnow
 from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
 from tests.functional.mfa_helpers import confirm_password
 

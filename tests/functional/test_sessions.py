@@ -72,7 +72,7 @@ def test_database_sessions_expire(make_app, app, client, auth):
         pytest.skip("this run stores sessions in Redis; the Redis TTL test covers expiry")
     from datetime import timedelta
 
-    from portal.models.base import utcnow
+    from portal.clock import now as utcnow
 
     make_user("expire@example.test")
     auth.login("expire@example.test", PASSWORD)

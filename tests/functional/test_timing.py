@@ -21,8 +21,8 @@ from datetime import timedelta
 import pytest
 
 from portal.accounts import passwords
+from portal.clock import now as utcnow
 from portal.extensions import db
-from portal.models.base import utcnow
 from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.timing
