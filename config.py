@@ -144,6 +144,15 @@ class Config:
     LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
     LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")
 
+    # House-keeping (portal/housekeeping.py): how long used or expired codes, spent invitation
+    # and reset links, and dev outbox messages are kept, and how many rows one statement removes.
+    # Codes are kept at least 1 day + MFA_CODE_TTL whatever is set here: the send limits count
+    # the last day's codes (SMS per number, all texts), and a code that old has expired.
+    HOUSEKEEPING_CODE_RETENTION = timedelta(days=_int("HOUSEKEEPING_CODE_RETENTION_DAYS", 30))
+    HOUSEKEEPING_TOKEN_RETENTION = timedelta(days=_int("HOUSEKEEPING_TOKEN_RETENTION_DAYS", 7))
+    HOUSEKEEPING_OUTBOX_RETENTION = timedelta(days=_int("HOUSEKEEPING_OUTBOX_RETENTION_DAYS", 7))
+    HOUSEKEEPING_BATCH_SIZE = _int("HOUSEKEEPING_BATCH_SIZE", 1000)
+
     # Sessions end after this long without a request, and this long after Log In at most.
     SESSION_IDLE_TIMEOUT = timedelta(seconds=_int("SESSION_IDLE_SECONDS", 1800))
     SESSION_ABSOLUTE_TIMEOUT = timedelta(seconds=_int("SESSION_ABSOLUTE_SECONDS", 43200))
