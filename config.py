@@ -153,6 +153,13 @@ class Config:
     HOUSEKEEPING_OUTBOX_RETENTION = timedelta(days=_int("HOUSEKEEPING_OUTBOX_RETENTION_DAYS", 7))
     HOUSEKEEPING_BATCH_SIZE = _int("HOUSEKEEPING_BATCH_SIZE", 1000)
 
+    # /metrics (Prometheus) answers only to these networks (CIDR, comma separated); others get 404.
+    METRICS_ALLOWED_NETWORKS = [
+        n.strip() for n in os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128").split(",") if n.strip()
+    ]
+    # Logs: "text" (one readable line) or "json" (one JSON object per line; production's default).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+
     # Sessions end after this long without a request, and this long after Log In at most.
     SESSION_IDLE_TIMEOUT = timedelta(seconds=_int("SESSION_IDLE_SECONDS", 1800))
     SESSION_ABSOLUTE_TIMEOUT = timedelta(seconds=_int("SESSION_ABSOLUTE_SECONDS", 43200))
@@ -209,6 +216,7 @@ class ProductionConfig(Config):
     REQUIRE_HTTPS = _bool("REQUIRE_HTTPS", True)
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-portal_session"
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 
     @classmethod
     def validate(cls, settings) -> None:

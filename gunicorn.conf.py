@@ -13,3 +13,20 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 # password-reset links (they are part of the path).
 logger_class = "portal.logging.PortalGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Metrics (/metrics) in multi-process mode: each worker writes its counts to files in
+# PROMETHEUS_MULTIPROC_DIR and a scrape adds them up. It must be set before the workers fork
+# (this file is read first, by the master). Unset, each server start gets a fresh temporary
+# directory; if you set it yourself, give every server its own directory and empty it before
+# each start, or counts from an earlier run are added in.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="portal-metrics-")
+
+
+def child_exit(server, worker):
+    """A worker ended: drop its live gauge files (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

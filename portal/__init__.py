@@ -43,6 +43,8 @@ def create_app(config=None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
     from portal import access, audit, cli, delivery, errors, headers, htmx, wording
+    from portal import logging as portal_logging  # not the standard library's logging
+    from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
     from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
@@ -89,6 +91,8 @@ def create_app(config=None) -> Flask:
     wording.init_app(app)
     app.jinja_env.filters["method_label"] = methods.label
     cli.init_app(app)
+    portal_logging.init_app(app)
+    portal_metrics.init_app(app)
     return app
 
 

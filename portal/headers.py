@@ -23,7 +23,7 @@ def init_app(app: Flask) -> None:
     def require_https():
         if not app.config.get("REQUIRE_HTTPS") or request.is_secure:
             return None
-        if request.endpoint in ("health.liveness", "health.readiness"):
+        if request.endpoint in ("health.liveness", "health.readiness", "health.metrics"):
             return None
         return redirect(request.url.replace("http://", "https://", 1), code=308)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from flask import current_app, has_request_context, request
 from sqlalchemy import update
 
-from portal import audit
+from portal import audit, metrics
 from portal.delivery import DeliveryError, send_email
 from portal.extensions import db
 from portal.models import User
@@ -72,6 +72,7 @@ def count_failure(user: User, counter: Counter, now: datetime) -> bool:
         audit.record(counter.lock_event, outcome="failure", subject=user, now=now,
                      detail={"factor": counter.factor, "failures": count,
                              "minutes": minutes(duration)})
+        metrics.locked(counter.factor)
     db.session.commit()
     db.session.refresh(user)
     if locked:

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from portal import audit, auth_state
+from portal import audit, auth_state, metrics
 from portal.accounts import lockout, passwords, users
 from portal.accounts.errors import PasswordLocked, WrongPassword
 from portal.extensions import db
@@ -45,8 +45,11 @@ def log_in(email: str, password: str, *, next_url: str | None, now: datetime) ->
     user = users.authenticate(email, password, now=now)
     if user is None:
         known = users.find_by_email(email)
+        # Read before the commit below expires it: no extra query, so no timing difference.
+        is_locked = known is not None and lockout.locked_until(known, lockout.PASSWORD, now) is not None
         audit.record("login.password_failed", outcome="failure", subject=known, now=now,
                      detail={} if known else {"reason": "unknown email"}, commit=True)
+        metrics.login("locked" if is_locked else "password_failed", None)
         return LoginResult(Next.FAILED)
     # Committed before a code is sent (a failed send rolls back its own work); without a
     # method it goes out with the login's own commit.
@@ -60,12 +63,15 @@ def log_in(email: str, password: str, *, next_url: str | None, now: datetime) ->
                 code_step.send_login_code(user, challenge=state["challenge"], now=now)
             except (SendThrottled, DeliveryFailed) as error:
                 problem = str(error)
+        metrics.login("code_needed", user.mfa.method)
         return LoginResult(Next.CODE_NEEDED, problem)
     if policy.must_enroll(user):
         db.session.commit()
         auth_state.complete_login(user, now, record=False, password_fresh=True)
+        metrics.login("must_enroll", None)
         return LoginResult(Next.MUST_ENROLL)
     auth_state.complete_login(user, now, method=None)
+    metrics.login("signed_in", None)
     return LoginResult(Next.SIGNED_IN)
 
 
@@ -76,6 +82,7 @@ def log_in_with_code(user: User, state: dict, raw_code: str, *, now: datetime) -
     """
     code_step.check_code(user, raw_code, challenge=state["challenge"], now=now)
     auth_state.complete_login(user, now, method=user.mfa.method)
+    metrics.login("signed_in", user.mfa.method)
 
 
 def renew_login(user: User, *, now: datetime, password_fresh: bool) -> None:

@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from portal import audit
+from portal import audit, metrics
 from portal.delivery import DeliveryError, send_email
 from portal.enforcement.errors import AlreadyPending, NoChange, ReasonRequired, RequestClosed
 from portal.extensions import db
@@ -34,6 +34,7 @@ def set_requirement(practice: Practice, required: bool, *, actor: User, reason: 
         detail={"required": required, "reason": reason[:500], "request_id": request.id if request else None},
     )
     db.session.commit()
+    metrics.support_action("requirement_changed")
     if not required:
         return 0
     return _notify_users_without_mfa(practice)
@@ -120,3 +121,4 @@ def decide(request: RequirementRequest, *, actor: User, approve: bool, note: str
                         now=now, request=request)
     else:
         db.session.commit()
+    metrics.support_action("request_decided")

@@ -1,6 +1,7 @@
-from flask import current_app, jsonify
+from flask import abort, current_app, jsonify, request
 from sqlalchemy import text
 
+from portal import metrics
 from portal.access import public
 from portal.extensions import db
 from portal.health import bp
@@ -28,6 +29,16 @@ def readiness():
     if not ready:
         response.headers["Retry-After"] = "5"
     return response
+
+
+@bp.route("/metrics", endpoint="metrics")
+@public
+def metrics_text():
+    """Counts for Prometheus, only to METRICS_ALLOWED_NETWORKS; anyone else gets the usual 404."""
+    if not metrics.allowed(request.remote_addr):
+        abort(404)
+    body, content_type = metrics.exposition()
+    return body, 200, {"Content-Type": content_type}
 
 
 def _redis_storage() -> str | None:

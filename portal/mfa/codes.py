@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
-from portal import delivery
+from portal import delivery, metrics
 from portal.accounts import lockout
 from portal.extensions import db
 from portal.mfa.errors import (
@@ -106,7 +106,21 @@ _RECENT = (
 
 
 def check_send_allowed(user: User, channel: str, destination: str, now: datetime, *,
-                       purpose: str | None = None, challenge: str | None = None, recent: list | None = None) -> None:
+                       purpose: str | None = None, challenge: str | None = None, recent: list | None = None,
+                       count: bool = False) -> None:
+    """Raise SendThrottled when a new code may not be sent yet; `count` it in the metrics when
+    a send was really refused (not when the code page only asks when "click here" works again).
+    """
+    try:
+        _check_limits(user, channel, destination, now, purpose=purpose, challenge=challenge, recent=recent)
+    except SendThrottled as throttled:
+        if count:
+            metrics.send_throttled(throttled.reason)
+        raise
+
+
+def _check_limits(user: User, channel: str, destination: str, now: datetime, *,
+                  purpose: str | None, challenge: str | None, recent: list | None) -> None:
     """Raise SendThrottled when a new code may not be sent yet.
 
     Limits: a resend cooldown, codes per user per hour, SMS per number per day, and a daily
@@ -163,7 +177,7 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
     committed: the caller commits once the message is handed over, so a failed send leaves
     the old code as it was. Raises SendThrottled.
     """
-    check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge)
+    check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge, count=True)
     code = generate_code()
     void_live_codes(user, now, purpose=purpose)
     record = MfaCode(

@@ -14,7 +14,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import bindparam, delete, select
 
-from portal import audit
+from portal import audit, metrics
 from portal.accounts.users import end_all_sessions
 from portal.extensions import db
 from portal.mfa import codes, messages, methods, phones, policy
@@ -93,7 +93,8 @@ def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> M
     """
     check_allowed(user, methods.SMS)
     e164 = phones.parse_us_number(raw_phone)
-    codes.check_send_allowed(user, methods.SMS.channel.key, e164, now, purpose="enroll", challenge=challenge)
+    codes.check_send_allowed(user, methods.SMS.channel.key, e164, now, purpose="enroll", challenge=challenge,
+                             count=True)
     pending = _replace_pending(user, methods.SMS, now, phone_e164=e164)
     messages.deliver_code(user, methods.SMS, pending, purpose="enroll", challenge=challenge, now=now)
     return pending
@@ -199,6 +200,7 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
     audit.record("mfa.cleared", actor=actor, subject=user, now=now,
                  detail={"previous_method": previous, "reason": reason[:500], "ticket": ticket[:100]})
     db.session.commit()
+    metrics.support_action("cleared_mfa")
     db.session.refresh(user)
     messages.notify_change(user, "cleared")
     db.session.commit()

@@ -59,6 +59,7 @@ class SendThrottled(RetryLater, MfaError):
         else:
             message = f"Too many codes were sent. You can ask for a new one in {wording.wait_in_minutes(retry_after)}."
         super().__init__(retry_after, message)
+        self.reason = reason  # "cooldown" or "volume": counted in the metrics
 
 
 class DeliveryFailed(MfaError):

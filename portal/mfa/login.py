@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from portal import audit
+from portal import audit, metrics
 from portal.extensions import db
 from portal.mfa import codes, messages, methods
 from portal.mfa.errors import MfaError
@@ -71,6 +71,7 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
         db.session.rollback()
         audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
                      detail={"method": method.key, "purpose": "login", "reason": type(error).__name__}, commit=True)
+        metrics.login("code_failed", method.key)
         raise
     user.last_mfa_at = now
     enrollment.last_used_at = now

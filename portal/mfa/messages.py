@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from portal import audit
+from portal import audit, metrics
 from portal.delivery import DeliveryError, send_email, send_sms
 from portal.extensions import db
 from portal.mfa import codes, methods, policy
@@ -69,9 +69,11 @@ def deliver_code(user: User, method: methods.Method, details, *, purpose: str, c
     except DeliveryFailed:
         db.session.rollback()
         audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
+        metrics.delivery_failed(method.channel.key)
         raise
     audit.record("mfa.code_resent" if resend else "mfa.code_sent", subject=user, now=now, detail=detail)
     db.session.commit()
+    metrics.code_sent(method.channel.key)
 
 
 def notify_change(user: User, event: str, *, method: str | None = None, old_method: str | None = None,
