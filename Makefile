@@ -13,7 +13,10 @@ CHROMIUM ?= /usr/bin/chromium
 run: setup frontend
 	$(DEV_ENV) $(BIN)/flask db upgrade
 	$(DEV_ENV) $(BIN)/flask seed-demo
-	$(DEV_ENV) $(BIN)/flask run --host 127.0.0.1 --port 5000
+	@# One command: the portal and a queue consumer (notices, house-keeping); Ctrl-C stops both.
+	@$(DEV_ENV) $(BIN)/flask queue work --workers 1 & worker=$$!; \
+		trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+		$(DEV_ENV) $(BIN)/flask run --host 127.0.0.1 --port 5000
 
 test: setup-dev frontend browser-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

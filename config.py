@@ -144,6 +144,17 @@ class Config:
     LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
     LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")
 
+    # A practice's MFA requirement can start up to this far ahead (a grace period to enroll).
+    MFA_REQUIREMENT_MAX_GRACE = timedelta(days=_int("MFA_REQUIREMENT_MAX_GRACE_DAYS", 30))
+
+    # The task queue (Huey): SQLite beside the database unless QUEUE_REDIS_URL is set.
+    QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL")
+    QUEUE_SQLITE_PATH = os.environ.get("QUEUE_SQLITE_PATH", str(INSTANCE_DIR / "queue.db"))
+    QUEUE_SOCKET_TIMEOUT = float(os.environ.get("QUEUE_SOCKET_TIMEOUT_SECONDS", "2"))
+    QUEUE_RETRIES = _int("QUEUE_RETRIES", 6)
+    QUEUE_RETRY_DELAY_SECONDS = float(os.environ.get("QUEUE_RETRY_DELAY_SECONDS", "10"))  # doubles each retry
+    QUEUE_BATCH_SIZE = _int("QUEUE_BATCH_SIZE", 500)  # users per batch of a practice-wide notice
+
     # House-keeping (portal/housekeeping.py): how long used or expired codes, spent invitation
     # and reset links, and dev outbox messages are kept, and how many rows one statement removes.
     # Codes are kept at least 1 day + MFA_CODE_TTL whatever is set here: the send limits count
@@ -207,6 +218,8 @@ class TestingConfig(Config):
     EMAIL_ALLOW_TEST_DOMAIN = True
     PUBLIC_BASE_URL = "http://portal.test"
     SESSION_REDIS_URL = os.environ.get("TEST_SESSION_REDIS_URL")
+    QUEUE_REDIS_URL = os.environ.get("TEST_QUEUE_REDIS_URL")
+    QUEUE_RETRY_DELAY_SECONDS = 0.2
 
 
 class ProductionConfig(Config):

@@ -42,7 +42,7 @@ def create_app(config=None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
-    from portal import access, audit, cli, delivery, errors, headers, htmx, wording
+    from portal import access, audit, cli, delivery, errors, headers, htmx, tasks, wording
     from portal import logging as portal_logging  # not the standard library's logging
     from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
@@ -66,6 +66,7 @@ def create_app(config=None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     delivery.init_app(app)
+    tasks.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     init_sessions(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, request, url_for
+from flask import Flask, abort, current_app, has_request_context, request, url_for
 from flask_login import LoginManager, current_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
@@ -78,6 +78,17 @@ def init_login_manager(login_manager: LoginManager) -> None:
 
 
 def init_app(app: Flask) -> None:
+    @app.context_processor
+    def requirement_banner():
+        """Every page: the server's time, and for a user without MFA whose practice will require
+        it, from when (the banner)."""
+        from portal import clock
+        from portal.mfa import policy
+
+        signed_in = has_request_context() and current_user.is_authenticated  # not in emails rendered by tasks
+        starts = policy.requirement_starts(current_user) if signed_in else None
+        return {"now": clock.now(), "requirement_starts": starts}
+
     @app.before_request
     def require_login():
         if request.endpoint is None or request.endpoint == "static":

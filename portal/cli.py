@@ -167,8 +167,34 @@ def rotate_keys_command():
                "Older keys can be removed from MFA_ENCRYPTION_KEYS once every instance runs with this list.")
 
 
+queue_group = AppGroup("queue", help="Run and inspect the task queue.")
+
+
+@queue_group.command("work")
+@click.option("--workers", default=2, show_default=True, help="Worker threads in this consumer")
+def queue_work_command(workers):
+    """Run a consumer: queued notices and periodic house-keeping, until Ctrl-C or SIGTERM."""
+    from portal import tasks
+
+    tasks.run_consumer(current_app._get_current_object(), workers=workers)
+
+
+@queue_group.command("status")
+def queue_status_command():
+    """Print how many tasks wait, are kept for an outage, and failed for good."""
+    from sqlalchemy import func
+
+    from portal import tasks
+    from portal.models import DeferredTask, FailedTask
+
+    depth = tasks.queue_depth()
+    click.echo(f"waiting: {'unreachable' if depth is None else depth}")
+    click.echo(f"kept during an outage: {db.session.scalar(select(func.count(DeferredTask.id)))}")
+    click.echo(f"failed for good: {db.session.scalar(select(func.count(FailedTask.id)))}")
+
+
 COMMANDS = (seed_demo_command, create_practice_command, create_user_command, outbox_group, audit_group,
-            rotate_keys_command)
+            rotate_keys_command, queue_group)
 
 
 def init_app(app: Flask) -> None:

@@ -49,6 +49,7 @@ SUPPORT = Counter("portal_support_actions", "Support actions carried out, by act
 TASKS_FAILED = Counter("portal_tasks_failed", "Background tasks that failed for good, by task name.", ["task"])
 
 _queue_depth_source: Callable[[], int | None] | None = None
+_failed_kept_source: Callable[[], int] | None = None
 
 
 # -- what the services call ---------------------------------------------------------------
@@ -84,10 +85,14 @@ def task_failed(name: str) -> None:
     TASKS_FAILED.labels(name if isinstance(name, str) and _TASK_NAME.fullmatch(name) else "other").inc()
 
 
-def set_queue_depth_source(source: Callable[[], int | None] | None) -> None:
-    """Register the function that says how many tasks wait (None: the queue is unreachable)."""
-    global _queue_depth_source
+def set_queue_depth_source(source: Callable[[], int | None] | None,
+                           failed_source: Callable[[], int] | None = None) -> None:
+    """Register the function that says how many tasks wait (None: the queue is unreachable),
+    and the one that says how many failed for good are kept (read from the database, so
+    consumers on other hosts count too)."""
+    global _queue_depth_source, _failed_kept_source
     _queue_depth_source = source
+    _failed_kept_source = failed_source
 
 
 def _one_of(value: str, allowed) -> str:
@@ -131,6 +136,14 @@ class QueueCollector(Collector):
                                 value=0 if depth is None else 1)
         if depth is not None:
             yield GaugeMetricFamily("portal_task_queue_depth", "Tasks waiting in the queue.", value=depth)
+        if _failed_kept_source is not None:
+            try:
+                kept = _failed_kept_source()
+            except Exception as error:
+                current_app.logger.warning("metrics: failed tasks could not be counted (%s)", type(error).__name__)
+            else:
+                yield GaugeMetricFamily("portal_tasks_failed_kept", "Tasks that failed for good, kept in failed_tasks.",
+                                        value=kept)
 
     def describe(self):
         return []  # read at scrape time only, so registering it never calls the queue

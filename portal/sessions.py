@@ -99,10 +99,6 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
             with db.engine.begin() as connection:
                 connection.execute(_DELETE_MANY, {"sids": stale})
 
-    def _delete_expired_sessions(self) -> None:
-        with db.engine.begin() as connection:
-            connection.execute(delete(_table).where(_table.c.expiry <= clock.now()))
-
     def _retrieve_session_data(self, store_id: str) -> dict | None:
         # Read on the request's own connection: the request needs it next anyway, and a
         # read changes nothing that the rollback before saving could undo.
@@ -149,7 +145,8 @@ def init_sessions(app: Flask) -> None:
         client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         app.session_interface = RedisSessions(app, client=client, **options)
     else:
-        app.session_interface = DatabaseSessionInterface(app, cleanup_n_requests=200, **options)
+        # Expired rows are removed by the queue's house-keeping, not inside requests.
+        app.session_interface = DatabaseSessionInterface(app, cleanup_n_requests=None, **options)
 
 
 def regenerate_session_id(app: Flask, session) -> None:

@@ -37,8 +37,13 @@ def wait_in_minutes(retry_after: timedelta) -> str:
 
 
 def duration_in_words(duration: timedelta) -> str:
-    """A lifetime in its largest whole unit: "one hour", "48 hours", "fifteen minutes", "45 seconds"."""
+    """A lifetime in its largest whole unit: "thirty days", "one hour", "48 hours", "fifteen minutes".
+
+    Days only from a week up: "48 hours" reads better than "two days" for a link's life.
+    """
     seconds = int(duration.total_seconds())
+    if seconds >= 7 * 86400 and seconds % 86400 == 0:
+        return _count(seconds // 86400, "day")
     if seconds >= 3600 and seconds % 3600 == 0:
         return _count(seconds // 3600, "hour")
     if seconds >= 60 and seconds % 60 == 0:

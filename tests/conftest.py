@@ -43,11 +43,13 @@ def database_uri(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def settings(database_uri):
+def settings(database_uri, tmp_path_factory):
     """Config overrides every test app gets; a per-run Redis key prefix keeps runs apart."""
+    run = uuid.uuid4().hex[:8]
     return {
         "SQLALCHEMY_DATABASE_URI": database_uri,
-        "SESSION_KEY_PREFIX": f"portal-test-{uuid.uuid4().hex[:8]}:",
+        "SESSION_KEY_PREFIX": f"portal-test-{run}:",
+        "QUEUE_SQLITE_PATH": str(tmp_path_factory.mktemp("queue") / "queue.db"),
     }
 
 
@@ -127,10 +129,49 @@ def runner(app):
     return app.test_cli_runner()
 
 
+class Queue:
+    """A real consumer (worker threads) running the queued tasks inside the app under test."""
+
+    def __init__(self, app):
+        from portal import tasks
+
+        self.tasks = tasks
+        self.app = app
+        tasks.huey.flush()  # nothing left over from an earlier test
+        self.consumer = tasks.start_consumer(app, workers=2, periodic=False, poll_seconds=0.02)
+
+    def bind(self, app) -> None:
+        """Run tasks inside another app (one a test built with other settings)."""
+        self.tasks.bind_worker_app(app)
+
+    def drain(self, timeout: float = 15.0) -> None:
+        assert self.tasks.drain(timeout), "the queue did not drain"
+
+    def stop(self) -> None:
+        try:
+            self.tasks.drain(5)
+        finally:
+            self.consumer.stop(graceful=True)
+            self.tasks.bind_worker_app(None)
+            self.tasks.init_app(self.app)  # a test may have pointed the queue at a server it stopped
+            self.tasks.huey.flush()
+
+
+@pytest.fixture
+def queue(app):
+    running = Queue(app)
+    yield running
+    running.stop()
+
+
 class Outbox:
-    """Read what the portal sent, as a tester would from the dev outbox."""
+    """Read what the portal sent, as a tester would from the dev outbox (after the queue delivered)."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
 
     def messages(self, recipient: str | None = None, channel: str | None = None) -> list[OutboxMessage]:
+        self.queue.drain()
         query = db.select(OutboxMessage).order_by(OutboxMessage.id)
         if recipient:
             query = query.where(OutboxMessage.recipient == recipient)
@@ -153,8 +194,8 @@ class Outbox:
 
 
 @pytest.fixture
-def outbox(app):
-    return Outbox()
+def outbox(app, queue):
+    return Outbox(queue)
 
 
 class Clock:

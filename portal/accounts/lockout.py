@@ -13,9 +13,9 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import update
 
 from portal import audit, metrics
-from portal.delivery import DeliveryError, send_email
 from portal.extensions import db
 from portal.models import User
+from portal.tasks import jobs
 from portal.wording import format_time, minutes
 
 
@@ -88,14 +88,10 @@ def reset(user: User, counter: Counter) -> None:
 
 
 def _notify_locked(user: User, counter: Counter, now: datetime) -> None:
-    """Email the user once per lock: when, from where, which browser. Never a code."""
-    context = dict(user=user, factor=counter.factor, when=format_time(now), address=None, browser=None,
+    """Queue one email per lock: when, from where, which browser. Never a code."""
+    context = dict(user=jobs.person(user), factor=counter.factor, when=format_time(now), address=None, browser=None,
                    minutes=minutes(counter.duration()))
     if has_request_context():
         context["address"] = request.remote_addr
         context["browser"] = (request.user_agent.string or "")[:200] or None
-    try:
-        send_email(user.email, "Your account was locked after failed sign-in attempts", "account_locked", **context)
-        db.session.commit()
-    except DeliveryError:
-        current_app.logger.warning("lock notice could not be emailed to user %s", user.id)
+    jobs.notify(user.email, "Your account was locked after failed sign-in attempts", "account_locked", **context)

@@ -119,9 +119,11 @@ def init_app(app) -> None:
     """Give every request an id: it ties audit rows, logs and error pages together."""
     import secrets
 
-    @app.before_request
     def assign_request_id():
         g.request_id = secrets.token_hex(8)
+
+    # First of all hooks: a request the login gate turns away still has its id in the logs.
+    app.before_request_funcs.setdefault(None, []).insert(0, assign_request_id)
 
     @app.after_request
     def expose_request_id(response):

@@ -26,3 +26,7 @@ class RequestClosed(EnforcementError):
 class ReasonRequired(EnforcementError):
     def __init__(self, what="a reason"):
         super().__init__(f"Give {what}.")
+
+
+class InvalidStart(EnforcementError):
+    """A start date for the requirement that is not allowed."""

@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.mfa import codes, methods, policy
 from portal.mfa.errors import DeliveryFailed, MfaError
 from portal.models import User
+from portal.tasks import jobs
 from portal.wording import minutes
 
 CODE_SUBJECT = "Your verification code"
@@ -78,10 +79,9 @@ def deliver_code(user: User, method: methods.Method, details, *, purpose: str, c
 
 def notify_change(user: User, event: str, *, method: str | None = None, old_method: str | None = None,
                   old_destination: str | None = None, old_phone: str | None = None) -> None:
-    """Email the user that their MFA was enabled, switched or cleared; on a switch away from
-    SMS, also text the old number, so a hijacked switch reaches the phone that lost out.
-
-    A failed notice is logged and does not undo the change the user just made.
+    """Queue the email telling the user their MFA was enabled, switched or cleared; on a switch
+    away from SMS, also a text to the old number, so a hijacked switch reaches the phone that
+    lost out. Called after the change is committed; the queue sends each notice once.
     """
     subjects = {
         "enabled": "Multi-factor authentication is on",
@@ -89,8 +89,9 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
         "cleared": "Your multi-factor authentication was cleared",
     }
     current = methods.find(method)
-    context = dict(
-        user=user,
+    jobs.notify(
+        user.email, subjects[event], "mfa_notice",
+        user=jobs.person(user),
         event=event,
         method_label=methods.label(method, ""),
         destination=current.masked_destination(user, user.mfa) if current else None,
@@ -98,14 +99,7 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
         old_destination=old_destination,
         required=policy.is_required(user),
     )
-    try:
-        send_email(user.email, subjects[event], "mfa_notice", **context)
-    except DeliveryError:
-        current_app.logger.warning("MFA %s notice could not be emailed to user %s", event, user.id)
     if old_phone and event in ("switched", "cleared"):
         name = current_app.config["PORTAL_NAME"]
-        try:
-            send_sms(old_phone, f"{name}: this number no longer receives your sign-in codes. "
-                                "If you did not make this change, contact support.")
-        except DeliveryError:
-            current_app.logger.warning("MFA %s notice could not be texted to user %s", event, user.id)
+        jobs.notify_by_text(old_phone, f"{name}: this number no longer receives your sign-in codes. "
+                                       "If you did not make this change, contact support.")

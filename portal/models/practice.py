@@ -12,10 +12,23 @@ class Practice(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # MFA is required for all users (all or nothing) from `mfa_required_from` on (None: at once);
+    # until then users without MFA are reminded, not forced.
     mfa_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    mfa_required_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
 
     users: Mapped[list["User"]] = relationship(back_populates="practice")  # noqa: F821
+
+    def requires_mfa_at(self, now: datetime) -> bool:
+        """True when the requirement is in force at `now`."""
+        return self.mfa_required and (self.mfa_required_from is None or self.mfa_required_from <= now)
+
+    def requirement_starts(self, now: datetime) -> datetime | None:
+        """The future moment the requirement comes into force (None: in force, or not required)."""
+        if self.mfa_required and self.mfa_required_from is not None and self.mfa_required_from > now:
+            return self.mfa_required_from
+        return None
 
     def __repr__(self) -> str:
         return f"<Practice {self.id} {self.name!r}>"

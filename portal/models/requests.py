@@ -26,6 +26,7 @@ class RequirementRequest(db.Model):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     require: Mapped[bool] = mapped_column()  # the state asked for
+    required_from: Mapped[datetime | None] = mapped_column(UTCDateTime())  # asked-for start (None: now)
     note: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(10), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)

@@ -1,4 +1,4 @@
-from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import DateField, EmailField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import PortalForm
@@ -17,5 +17,7 @@ class InviteUserForm(PortalForm):
 
 
 class RequestRequirementForm(PortalForm):
+    starts_on = DateField("From (optional, UTC)", validators=[Optional()],
+                          description="Leave empty to ask for it at once, or pick a date up to 30 days ahead.")
     note = TextAreaField("Note for support (optional)", validators=[Optional(), Length(max=1000)])
     submit = SubmitField("Send request to support")

@@ -87,8 +87,9 @@ def request_requirement():
     if not form.validate_on_submit():
         return render_template("practice/review_enforcement.html", **_review_context(query, form)), 400
     require = not current_user.practice.mfa_required
+    starts = requirement.start_of_day(form.starts_on.data) if require and form.starts_on.data else None
     try:
-        requirement.make_request(current_user, require=require, note=form.note.data, now=clock.now())
+        requirement.make_request(current_user, require=require, note=form.note.data, now=clock.now(), starts=starts)
     except EnforcementError as error:
         return render_template("practice/review_enforcement.html",
                                **_review_context(query, form, request_error=str(error))), error.status

@@ -1,5 +1,5 @@
-from wtforms import PasswordField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import DateField, PasswordField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import CodeForm, PortalForm
 
@@ -18,7 +18,18 @@ class ClearMfaForm(PortalForm):
 
 
 class RequirementForm(PortalForm):
+    when = RadioField("When", choices=[SelectChoice("now", "Required now"),
+                                       SelectChoice("from", "Required from a date (a grace period)")],
+                      default="now", validators=[Optional()])
+    starts_on = DateField("Start date (UTC)", validators=[Optional()],
+                          description="Up to 30 days ahead. Until then users without MFA are reminded, not forced.")
     reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason."), Length(max=500)])
+    submit = SubmitField("Save")
+
+
+class StopRequirementForm(PortalForm):
+    reason = TextAreaField("Reason", id="stop-reason",
+                           validators=[DataRequired(message="Give a reason."), Length(max=500)])
     submit = SubmitField("Save")
 
 

@@ -15,7 +15,8 @@ from portal.mfa.enrollment import clear_by_support
 from portal.mfa.errors import CannotClear, MfaError
 from portal.models import Practice, RequirementRequest, User
 from portal.support import bp, guard
-from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm
+from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm, StopRequirementForm
+from portal.wording import format_time
 
 
 @bp.before_request
@@ -95,34 +96,45 @@ def clear_mfa(user_id):
     return hx_redirect(url_for("support.show_user", user_id=user.id))
 
 
+def _practice_page(practice, form=None, stop_form=None, status=200, error=None):
+    return render_template("support/show_practice.html", practice=practice, form=form or RequirementForm(),
+                           stop_form=stop_form or StopRequirementForm(), error=error,
+                           open_request=requirement.open_request(practice.id)), status
+
+
 @bp.route("/practices/<id:practice_id>")
 def show_practice(practice_id):
-    """Show a practice's requirement and the form to change it."""
-    practice = db.get_or_404(Practice, practice_id)
-    return render_template("support/show_practice.html", practice=practice, form=RequirementForm(),
-                           open_request=requirement.open_request(practice.id))
+    """Show a practice's requirement and the forms to change it."""
+    return _practice_page(db.get_or_404(Practice, practice_id))
 
 
 @bp.route("/practices/<id:practice_id>/requirement", methods=["POST"])
 def set_requirement(practice_id):
-    """Require MFA for every user of the practice, or stop requiring it."""
+    """Require MFA for every user of the practice (now or from a date), move the date, or stop."""
     practice = db.get_or_404(Practice, practice_id)
-    form = RequirementForm()
     wanted = request.form.get("required")
     if wanted not in ("on", "off"):
         abort(400)
+    form = RequirementForm() if wanted == "on" else StopRequirementForm()
+    page_forms = {"form": form} if wanted == "on" else {"stop_form": form}
     if not form.validate_on_submit():
-        return render_template("support/show_practice.html", practice=practice, form=form,
-                               open_request=requirement.open_request(practice.id)), 400
+        return _practice_page(practice, status=400, **page_forms)
+    starts = None
+    if wanted == "on" and form.when.data == "from":
+        if form.starts_on.data is None:
+            form.starts_on.errors.append("Choose the start date.")
+            return _practice_page(practice, status=400, **page_forms)
+        starts = requirement.start_of_day(form.starts_on.data)
     try:
         notified = requirement.set_requirement(practice, wanted == "on", actor=current_user,
-                                               reason=form.reason.data, now=clock.now())
+                                               reason=form.reason.data, now=clock.now(), starts=starts)
     except EnforcementError as error:
-        form.reason.errors.append(str(error))
-        return render_template("support/show_practice.html", practice=practice, form=form,
-                               open_request=requirement.open_request(practice.id)), error.status
-    if wanted == "on":
-        flash(f"MFA is now required for {practice.name}. {notified} user(s) without MFA were emailed.", "success")
+        return _practice_page(practice, status=error.status, error=str(error), **page_forms)
+    if starts:
+        flash(f"MFA will be required for {practice.name} from {format_time(starts)}. "
+              f"{notified} user(s) without MFA will be emailed now and reminded before then.", "success")
+    elif wanted == "on":
+        flash(f"MFA is now required for {practice.name}. {notified} user(s) without MFA will be emailed.", "success")
     else:
         flash(f"MFA is no longer required for {practice.name}.", "success")
     return hx_redirect(url_for("support.show_practice", practice_id=practice.id))

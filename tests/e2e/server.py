@@ -24,7 +24,7 @@ DEMO_PASSWORD = "Demo-Passw0rd!"
 # Settings the server reads from the environment; the test runner's own values must not leak
 # in (a CI job's Redis or PostgreSQL, a production SECRET_KEY...).
 _CONFIG_PREFIXES = ("MAIL_", "SMS_", "TWILIO_", "MFA_", "SESSION_", "SUPPORT_", "LIMIT_", "RATELIMIT_",
-                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_")
+                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_", "QUEUE_")
 _CONFIG_NAMES = {"SECRET_KEY", "DATABASE_URL", "DEV_OUTBOX", "PORTAL_CONFIG", "PORTAL_NAME", "PUBLIC_BASE_URL",
                  "TRUSTED_PROXY_COUNT", "EMAIL_ALLOW_TEST_DOMAIN", "FORWARDED_ALLOW_IPS"}
 
@@ -54,6 +54,8 @@ def server_env(database: Path, **extra: str) -> dict[str, str]:
         FLASK_APP="wsgi",
         DEV_OUTBOX="1",
         DATABASE_URL=f"sqlite:///{database}",
+        QUEUE_SQLITE_PATH=str(database.with_name(database.stem + "-queue.db")),
+        QUEUE_RETRY_DELAY_SECONDS="1",
         MFA_RESEND_COOLDOWN_SECONDS="2",
         RATELIMIT_ENABLED="0",
         PYTHONUNBUFFERED="1",
@@ -120,6 +122,7 @@ class Server:
     database: Path
     log_path: Path
     process: subprocess.Popen = field(repr=False)
+    consumer: subprocess.Popen = field(repr=False)  # `flask queue work`: notices go out through it
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -132,20 +135,22 @@ class Server:
 
     def signal_stop(self) -> None:
         """Ask this server to stop: SIGTERM, gunicorn's graceful shutdown, to its own process id."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        for process in (self.process, self.consumer):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30) -> None:
         """Stop this server and wait for it. The master stops its worker (killing it after
         gunicorn's 20-second graceful timeout); if the master itself hangs, kill its own process
         group (master and worker, started in a session of their own) and nothing else."""
         self.signal_stop()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # Not yet reaped, so the group id (the master's pid) is still ours.
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        for process in (self.process, self.consumer):
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # Not yet reaped, so the group id (its own pid) is still ours.
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 def launch_server(template: Path, directory: Path) -> Server:
@@ -163,7 +168,10 @@ def launch_server(template: Path, directory: Path) -> Server:
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process)
+        consumer = subprocess.Popen([sys.executable, "-m", "flask", "queue", "work", "--workers", "1"],
+                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(base_url=f"http://127.0.0.1:{port}", database=database, log_path=log_path, process=process,
+                  consumer=consumer)
 
 
 def wait_until_ready(server: Server, seconds: float = 30) -> Server:

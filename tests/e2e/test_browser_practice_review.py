@@ -17,7 +17,7 @@ def test_practice_admin_reviews_users_without_mfa_pages_and_downloads_csv(crowde
     portal.menu("MFA review")
     portal.expect_path("/practice/")
     expect(page.get_by_role("heading", name="Demo Family Practice: multi-factor authentication")).to_be_visible()
-    expect(page.locator("#requirement-state")).to_contain_text("MFA is not required for every user of this practice.")
+    expect(page.locator("#requirement-state")).to_contain_text("MFA is optional in this practice.")
     expect(page.locator("#coverage")).to_contain_text("12 of 43 users have MFA")
     expect(page.locator("#would-enroll")).to_contain_text("31 users would have to enroll at next Log In.")
     expect(page.locator("#table-summary")).to_contain_text("43 users · page 1 of 2")

@@ -111,6 +111,7 @@ def test_email_procedure(client, auth, clinician, outbox, clock, mode):
     assert "MFA is <strong>on</strong>: Email to c***y@example.test" in html
     assert enrollment_of(clinician.id).method == "email"
     assert 'name="email"' not in html  # no field for another address
+    outbox.messages("casey@example.test")  # the "MFA is on" notice (queued) arrives before the next Log In
 
     auth.logout()
     response = auth.login("casey@example.test", PASSWORD)
@@ -315,15 +316,13 @@ def test_dashboard_notice_for_users_without_mfa(client, clinician, clock):
     assert 'id="mfa-notice"' in html and 'href="/account/security"' in html
 
 
-def test_account_setup_offers_no_mfa(client, clock):
+def test_account_setup_offers_no_mfa(client, clock, outbox):
     """New users are never offered MFA during account setup (invitation page)."""
     from portal.accounts import invitations
 
     admin = make_user("admin@example.test", role="practice_admin")
     invitations.invite(admin=admin, email="new@example.test", display_name="New", role="staff", now=clock.now())
-    from tests.conftest import Outbox
-
-    html = client.get(Outbox().link("new@example.test")).get_data(as_text=True)
+    html = client.get(outbox.link("new@example.test")).get_data(as_text=True)
     assert "MFA" not in html and "Choose MFA Device" not in html
 
 

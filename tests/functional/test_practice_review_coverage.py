@@ -16,7 +16,7 @@ from tests.functional.practice_review_helpers import REVIEW, login_admin, table_
 def test_coverage_counts_active_users_split_by_method(client, alder_admin):
     """With 2 app, 1 SMS, 1 Email users, 2 without MFA and 1 inactive: are the numbers right?"""
     html = client.get(REVIEW).get_data(as_text=True)
-    assert "MFA is not required for every user" in text_of(html, "requirement-state")
+    assert "MFA is optional in this practice" in text_of(html, "requirement-state")
     coverage = text_of(html, "coverage")
     assert "4 of 6 users have MFA (67%)" in coverage
     assert "Authenticator Apps: 2 · SMS: 1 · Email: 1." in coverage
@@ -51,7 +51,7 @@ def test_a_required_practice_shows_required_and_no_would_enroll(client, auth, ot
     make_user("nomfa@cedar.test", practice=practice, display_name="Nia Nomfa")
     assert auth.login_totp("admin@cedar.test", PASSWORD, secret).status_code == 303
     html = client.get(REVIEW).get_data(as_text=True)
-    assert "MFA is required for every user" in text_of(html, "requirement-state")
+    assert "MFA is required for everyone in this practice" in text_of(html, "requirement-state")
     assert 'id="would-enroll"' not in html
     assert "1 of 2 users have MFA (50%)" in text_of(html, "coverage")
     assert "Ask support to stop requiring MFA" in html

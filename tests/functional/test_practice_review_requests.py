@@ -80,7 +80,7 @@ def test_approved_request_turns_the_requirement_on(client, alder_admin_with_mfa,
 
     html = client.get(REVIEW).get_data(as_text=True)
     assert "Your last request to require MFA was approved: “Done, as asked.”" in text_of(html, "request-state")
-    assert "MFA is required for every user" in text_of(html, "requirement-state")
+    assert "MFA is required for everyone in this practice" in text_of(html, "requirement-state")
     assert 'id="would-enroll"' not in html
     assert "Ask support to stop requiring MFA" in html
     db.session.expire_all()
@@ -100,7 +100,7 @@ def test_declined_request_leaves_the_requirement_off(client, alder_admin_with_mf
     html = client.get(REVIEW).get_data(as_text=True)
     assert ("Your last request to require MFA was declined: “Talk to your users first.”"
             in text_of(html, "request-state"))
-    assert "MFA is not required" in text_of(html, "requirement-state")
+    assert "MFA is optional" in text_of(html, "requirement-state")
     assert 'action="/practice/requests"' in html
     assert client.post("/practice/requests", data={"note": "Again, please."}).status_code == 303
     assert db.session.scalar(select(func.count(RequirementRequest.id))) == 2
@@ -118,5 +118,5 @@ def test_in_a_required_practice_the_request_is_to_stop_requiring(client, auth, s
     assert request.require is False
     requirement.decide(request, actor=support_user, approve=True, note="Turned off.", now=clock.now())
     html = client.get(REVIEW).get_data(as_text=True)
-    assert "MFA is not required" in text_of(html, "requirement-state")
+    assert "MFA is optional" in text_of(html, "requirement-state")
     assert "was approved" in text_of(html, "request-state")
