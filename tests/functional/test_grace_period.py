@@ -21,7 +21,8 @@ def _support(app, clock):
     client.post("/login", data={"email": "support@portal.test", "password": PASSWORD})
     client.post("/login/code", data={"code": totp_now(secret, clock)})
     clock.advance(seconds=30)
-    assert client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)}).status_code == 303
+    confirmed = client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert confirmed.status_code == 303
     return client
 
 

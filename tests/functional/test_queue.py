@@ -24,7 +24,8 @@ def _support_client(client, auth, clock):
     secret = make_enrollment(user, "totp")
     auth.login_totp("support@portal.test", PASSWORD, secret)
     clock.advance(seconds=30)
-    assert client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)}).status_code == 303
+    confirmed = client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert confirmed.status_code == 303
     return client
 
 
