@@ -17,8 +17,11 @@ def _config(name: str):
 
 
 def _account_key() -> str:
-    email = (request.form.get("email") or "").strip().lower()[:254]
-    return f"account:{email}"
+    """The account a form names, in the canonical form the account lookup uses, so no case or
+    Unicode variant that reaches the same account gets an allowance of its own."""
+    from portal.accounts.users import canonical_email
+
+    return f"account:{canonical_email(request.form.get('email') or '')[:254]}"
 
 
 def _exempt_get() -> bool:

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal import audit, metrics
+from portal.accounts.errors import PasswordLocked
 from portal.extensions import db
+from portal.mfa.errors import AccountLocked
 from portal.models import User
 from portal.tasks import jobs
 from portal.wording import format_time, minutes
@@ -29,6 +32,7 @@ class Counter:
     max_setting: str
     duration_setting: str
     lock_event: str
+    locked_error: type  # raised with how long the lock still runs
 
     def maximum(self) -> int:
         return current_app.config[self.max_setting]
@@ -38,9 +42,9 @@ class Counter:
 
 
 PASSWORD = Counter("password", "failed_password_count", "password_locked_until", "PASSWORD_MAX_FAILURES",
-                   "PASSWORD_LOCK_DURATION", "login.locked")
+                   "PASSWORD_LOCK_DURATION", "login.locked", PasswordLocked)
 CODE = Counter("code", "mfa_failed_count", "mfa_locked_until", "MFA_MAX_FAILED_CODES", "MFA_LOCK_DURATION",
-               "mfa.locked")
+               "mfa.locked", AccountLocked)
 
 
 def locked_until(user: User, counter: Counter, now: datetime) -> datetime | None:
@@ -78,6 +82,64 @@ def count_failure(user: User, counter: Counter, now: datetime) -> bool:
     if locked:
         _notify_locked(user, counter, now)
     return locked
+
+
+def claim_attempt(user: User, counter: Counter, now: datetime) -> None:
+    """Take one of the attempts the account has left before comparing anything. Not committed.
+
+    One conditional UPDATE ... RETURNING decides it: the count goes up only while it is below
+    the limit and no lock runs, so of any number of parallel guesses at most the limit are
+    ever compared, and none while the account is locked (a right code included). The row
+    stays locked (PostgreSQL) or the database's writer lock held (SQLite) until the caller's
+    transaction ends, so parallel attempts on one account are decided one after another.
+    Raises the counter's lock error (AccountLocked for codes) when no attempt is left.
+    """
+    count_column, until_column = getattr(User, counter.count_column), getattr(User, counter.until_column)
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, count_column < counter.maximum(),
+               or_(until_column.is_(None), until_column <= now))
+        .values({count_column: count_column + 1})
+        .returning(count_column)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        until = db.session.scalar(select(until_column).where(User.id == user.id))
+        db.session.rollback()
+        raise counter.locked_error(until - now if until is not None and until > now else counter.duration())
+    set_committed_value(user, counter.count_column, claimed)
+
+
+def attempt_failed(user: User, counter: Counter, now: datetime) -> bool:
+    """The claimed attempt was wrong: it stays counted, and the account locks if that was the
+    last one. Commits (a failure counts even though the request fails). Returns True if it
+    locked now (that request says so)."""
+    duration = counter.duration()
+    locked = db.session.execute(
+        update(User)
+        .where(User.id == user.id, getattr(User, counter.count_column) >= counter.maximum())
+        .values({counter.count_column: 0, counter.until_column: now + duration})
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).first() is not None
+    if locked:
+        audit.record(counter.lock_event, outcome="failure", subject=user, now=now,
+                     detail={"factor": counter.factor, "failures": counter.maximum(), "minutes": minutes(duration)})
+        metrics.locked(counter.factor)
+    db.session.commit()
+    db.session.refresh(user)
+    if locked:
+        _notify_locked(user, counter, now)
+    return locked
+
+
+def attempt_succeeded(user: User, counter: Counter) -> None:
+    """The claimed attempt was right: the count starts over. Not committed: it is written with
+    what the attempt unlocks, in the same UPDATE of the user (`claim_attempt` recorded the
+    claimed count as the loaded value, so the change is always seen)."""
+    setattr(user, counter.count_column, 0)
+    if getattr(user, counter.until_column) is not None:
+        setattr(user, counter.until_column, None)
 
 
 def reset(user: User, counter: Counter) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
@@ -30,6 +31,15 @@ def normalise_email(raw: str) -> str:
     except EmailNotValidError as error:
         raise InvalidEmail() from error
     return checked.normalized.lower()
+
+
+def canonical_email(raw: str) -> str:
+    """The form every spelling of an address is counted under: the account lookup's own
+    normalisation for a valid address; for anything else, trimmed, NFC and lower case."""
+    try:
+        return normalise_email(raw)
+    except InvalidEmail:
+        return unicodedata.normalize("NFC", (raw or "").strip()).lower()
 
 
 # Log In runs it on every attempt: built once, with the user's method (the next thing it needs).

@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 
 from portal import delivery, metrics
 from portal.accounts import lockout
@@ -70,20 +70,6 @@ def check_not_locked(user: User, now: datetime) -> None:
     """Raise AccountLocked while the user's code lock runs."""
     if user.mfa_locked_until is not None and user.mfa_locked_until > now:
         raise AccountLocked(user.mfa_locked_until - now)
-
-
-def record_failure(user: User, now: datetime) -> None:
-    """Count a wrong code against the account; lock it at the configured maximum. Commits.
-
-    The counter spans codes, resends, sessions and authenticator codes, so none of them
-    resets guessing; it is the same atomic counter as for passwords.
-    """
-    lockout.count_failure(user, lockout.CODE, now)
-
-
-def record_success(user: User, now: datetime) -> None:
-    """Reset the failure counter (not committed)."""
-    lockout.reset(user, lockout.CODE)
 
 
 # -- issuing ----------------------------------------------------------------------------
@@ -169,17 +155,53 @@ def void_live_codes(user: User, now: datetime, *, purpose: str | None = None) ->
     db.session.execute(statement.values(voided_at=now).execution_options(synchronize_session=False))
 
 
+# Taking the user's row (a write that changes nothing) serialises the sends of one account: on
+# PostgreSQL it holds the row lock, on SQLite the database's single writer lock, until commit.
+_TAKE_USER = (
+    update(User).where(User.id == bindparam("uid")).values(mfa_locked_until=User.mfa_locked_until)
+    .returning(User.mfa_locked_until).execution_options(synchronize_session=False)
+)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _advisory_key(*parts: str) -> int:
+    """A 64-bit lock key for PostgreSQL's transaction-scoped advisory locks."""
+    digest = hashlib.sha256("|".join(("portal.sends", *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _serialise_sends(user: User, channel: str, destination: str) -> datetime | None:
+    """Make the limit decision below atomic: one send decision at a time per account, per phone
+    number and (texts) for the daily ceiling. Returns the account's current code lock.
+
+    The locks last until the caller commits the reservation, which `deliver_code` does before
+    calling the provider, so no lock is held while a message is in flight.
+    """
+    locked_until = db.session.execute(_TAKE_USER, {"uid": user.id}).scalar_one()
+    if delivery.channel(channel).metered and db.session.get_bind().dialect.name == "postgresql":
+        # Always in this order (account, number, ceiling), so two sends never wait on each other
+        # in a cycle. SQLite needs none of these: its writer lock already serialised everything.
+        db.session.execute(_ADVISORY_LOCK, {"key": _advisory_key("number", destination_hash(destination))})
+        db.session.execute(_ADVISORY_LOCK, {"key": _advisory_key("ceiling", channel)})
+    return locked_until
+
+
 def issue(user: User, *, purpose: str, channel: str, destination: str, challenge: str,
           now: datetime) -> tuple[MfaCode, str]:
-    """Create a code, voiding every earlier live code of this user and purpose.
+    """Reserve a new code: decide every sending limit and record the code, atomically.
 
-    Returns (record, plain code); the plain code goes to the sender and nowhere else. Not
-    committed: the caller commits once the message is handed over, so a failed send leaves
-    the old code as it was. Raises SendThrottled.
+    Returns (record, plain code); the plain code goes to the sender and nowhere else. The
+    record counts toward the limits at once but is created void, so it cannot be used until
+    `confirm_sent()`; a failed send `withdraw()`s it. Not committed: the caller commits the
+    reservation (releasing the locks) before handing the message over.
+
+    Raises AccountLocked (no code is sent while codes are locked), SendThrottled.
     """
+    locked_until = _serialise_sends(user, channel, destination)
+    if locked_until is not None and locked_until > now:
+        raise AccountLocked(locked_until - now)
     check_send_allowed(user, channel, destination, now, purpose=purpose, challenge=challenge, count=True)
     code = generate_code()
-    void_live_codes(user, now, purpose=purpose)
     record = MfaCode(
         user_id=user.id,
         purpose=purpose,
@@ -189,10 +211,24 @@ def issue(user: User, *, purpose: str, channel: str, destination: str, challenge
         code_hmac=code_hmac(user.id, purpose, challenge, code),
         created_at=now,
         expires_at=now + current_app.config["MFA_CODE_TTL"],
+        voided_at=now,  # reserved: usable only once sent
     )
     db.session.add(record)
     db.session.flush()
     return record, code
+
+
+def confirm_sent(user: User, record: MfaCode, now: datetime) -> None:
+    """The message went out: the new code works and every earlier one of its purpose stops. Not committed."""
+    void_live_codes(user, now, purpose=record.purpose)
+    db.session.execute(update(MfaCode).where(MfaCode.id == record.id).values(voided_at=None)
+                       .execution_options(synchronize_session=False))
+
+
+def withdraw(record: MfaCode) -> None:
+    """The message never went out: the reserved code goes, and with it its weight in the limits
+    (a provider failure costs the user nothing). Not committed."""
+    db.session.execute(delete(MfaCode).where(MfaCode.id == record.id))
 
 
 def send_status(user: User, channel: str, destination: str, now: datetime, *, purpose: str,
@@ -223,13 +259,19 @@ def resend_available_at(user: User, channel: str, destination: str, now: datetim
 def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: datetime) -> MfaCode:
     """Accept the code once, or raise.
 
-    Raises MalformedCode (not counted), AccountLocked, NoActiveCode, CodeExpired, CodeUsedUp,
-    InvalidCode. Consumption is a single conditional UPDATE, so of many concurrent requests
+    Every comparison is paid for before it is made, atomically: one of the account's allowed
+    wrong codes (`lockout.claim_attempt`) and one of the code's tries (a conditional UPDATE of
+    its attempts). So a burst of guesses, however parallel, compares at most as many codes as
+    the limits allow, and a right code is refused while the account is locked. An expired or
+    spent code costs nothing. Consumption is a conditional UPDATE too: of many requests
     carrying the right code exactly one succeeds. Failures are committed (they count); success
     is not: the caller commits it with its own work, as one transaction.
+
+    Raises MalformedCode (not counted), AccountLocked, NoActiveCode, CodeExpired, CodeUsedUp,
+    InvalidCode.
     """
     code = normalise_code(raw_code)
-    check_not_locked(user, now)
+    lockout.claim_attempt(user, lockout.CODE, now)
     record = db.session.scalar(
         select(MfaCode)
         .where(MfaCode.user_id == user.id, MfaCode.purpose == purpose, MfaCode.challenge == challenge,
@@ -238,33 +280,38 @@ def verify(user: User, *, purpose: str, challenge: str, raw_code: str, now: date
         .limit(1)
     )
     if record is None:
-        record_failure(user, now)
-        check_not_locked(user, now)  # the failure that locks says so, in any session
+        _failed(user, now)
         raise NoActiveCode()
-    max_attempts = current_app.config["MFA_CODE_MAX_ATTEMPTS"]
-    if record.attempts >= max_attempts:
-        raise CodeUsedUp()
     if now >= record.expires_at:
+        db.session.rollback()  # gives the claimed attempt back: nothing was compared
         raise CodeExpired()
+    max_attempts = current_app.config["MFA_CODE_MAX_ATTEMPTS"]
+    tries = db.session.execute(
+        update(MfaCode)
+        .where(MfaCode.id == record.id, MfaCode.attempts < max_attempts, MfaCode.consumed_at.is_(None),
+               MfaCode.voided_at.is_(None))
+        .values(attempts=MfaCode.attempts + 1)
+        .returning(MfaCode.attempts)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if tries is None:
+        db.session.rollback()
+        raise CodeUsedUp()
     if hmac.compare_digest(record.code_hmac, code_hmac(user.id, purpose, challenge, code)):
         consumed = db.session.execute(
-            update(MfaCode)
-            .where(MfaCode.id == record.id, MfaCode.consumed_at.is_(None), MfaCode.voided_at.is_(None),
-                   MfaCode.attempts < max_attempts)
-            .values(consumed_at=now)
-            .execution_options(synchronize_session=False)
+            update(MfaCode).where(MfaCode.id == record.id, MfaCode.consumed_at.is_(None))
+            .values(consumed_at=now).execution_options(synchronize_session=False)
         ).rowcount
         if consumed == 1:
-            record_success(user, now)
+            lockout.attempt_succeeded(user, lockout.CODE)
             return record
         db.session.rollback()
         raise InvalidCode()
-    db.session.execute(
-        update(MfaCode).where(MfaCode.id == record.id).values(attempts=MfaCode.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    record_failure(user, now)
-    check_not_locked(user, now)
-    if db.session.scalar(select(MfaCode.attempts).where(MfaCode.id == record.id)) >= max_attempts:
-        raise CodeUsedUp()
-    raise InvalidCode()
+    _failed(user, now)
+    raise CodeUsedUp() if tries >= max_attempts else InvalidCode()
+
+
+def _failed(user: User, now: datetime) -> None:
+    """Keep the claimed attempt as a failure (committed); the failure that locks says so."""
+    if lockout.attempt_failed(user, lockout.CODE, now):
+        raise AccountLocked(lockout.CODE.duration())

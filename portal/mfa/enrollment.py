@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, select
 
 from portal import audit, metrics
+from portal.accounts import lockout
 from portal.accounts.users import end_all_sessions
 from portal.extensions import db
 from portal.mfa import codes, messages, methods, phones, policy
@@ -93,11 +94,12 @@ def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> M
     """
     check_allowed(user, methods.SMS)
     e164 = phones.parse_us_number(raw_phone)
-    codes.check_send_allowed(user, methods.SMS.channel.key, e164, now, purpose="enroll", challenge=challenge,
-                             count=True)
-    pending = _replace_pending(user, methods.SMS, now, phone_e164=e164)
-    messages.deliver_code(user, methods.SMS, pending, purpose="enroll", challenge=challenge, now=now)
-    return pending
+    saved = []
+    # The number is saved only once its code went out (in the same commit).
+    messages.deliver_code(user, methods.SMS, MfaPendingEnrollment(method=methods.SMS.key, phone_e164=e164),
+                          purpose="enroll", challenge=challenge, now=now,
+                          then=lambda: saved.append(_replace_pending(user, methods.SMS, now, phone_e164=e164)))
+    return saved[0]
 
 
 def resend_code(user: User, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
@@ -130,7 +132,6 @@ def verify(user: User, raw_code: str, *, challenge: str, now: datetime) -> MfaEn
         audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
                      detail={"method": method.key, "purpose": "enroll", "reason": type(error).__name__}, commit=True)
         raise
-    codes.record_success(user, now)
     return activate(user, method=method.key, phone_e164=pending.phone_e164, totp_secret=pending.totp_secret,
                     totp_last_step=step, now=now)
 
@@ -195,7 +196,7 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
     db.session.delete(user.mfa)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
     codes.void_live_codes(user, now)
-    codes.record_success(user, now)  # the code lock and its counter go with the method
+    lockout.attempt_succeeded(user, lockout.CODE)  # the code lock and its counter go with the method
     end_all_sessions(user)
     audit.record("mfa.cleared", actor=actor, subject=user, now=now,
                  detail={"previous_method": previous, "reason": reason[:500], "ticket": ticket[:100]})

@@ -75,5 +75,4 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
         raise
     user.last_mfa_at = now
     enrollment.last_used_at = now
-    codes.record_success(user, now)
     audit.record("mfa.code_verified", subject=user, now=now, detail={"method": method.key, "purpose": "login"})

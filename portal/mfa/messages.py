@@ -48,30 +48,39 @@ def send_code(channel: str, destination: str, code: str) -> None:
 
 
 def deliver_code(user: User, method: methods.Method, details, *, purpose: str, challenge: str, now: datetime,
-                 resend: bool = False) -> None:
-    """Issue a code for `details` (the active method at Log In, the pending one at set-up),
-    send it and audit it, voiding the previous code of this purpose. Commits.
+                 resend: bool = False, then=None) -> None:
+    """Issue a code for `details` (the active method at Log In; at set-up, the method being
+    set up), send it and audit it. Commits.
 
-    Raises SendThrottled, DeliveryFailed. On a failure nothing the caller left uncommitted is
-    kept (a pending number stays as it was), no code is stored and no attempt is counted; a
-    failed send is audited.
+    Two short transactions around the provider call: the first decides the sending limits and
+    reserves the code atomically (committed, so every parallel request sees it, and no lock is
+    held while the message is in flight); after a successful send the second makes the code
+    usable, voids the previous one of this purpose, runs `then` (e.g. saving the number being
+    set up) and audits. On a failure nothing else changes: the reservation is withdrawn (no
+    cooldown, nothing counted), the previous code still works, and the failure is audited.
+
+    Raises AccountLocked, SendThrottled, DeliveryFailed.
     """
     destination = method.destination(user, details)
     try:
-        _, code = codes.issue(user, purpose=purpose, channel=method.channel.key, destination=destination,
-                              challenge=challenge, now=now)
+        record, code = codes.issue(user, purpose=purpose, channel=method.channel.key, destination=destination,
+                                   challenge=challenge, now=now)
     except MfaError:
         db.session.rollback()
         raise
+    db.session.commit()
     detail = {"channel": method.channel.key, "destination": method.masked_destination(user, details),
               "purpose": purpose}
     try:
         send_code(method.channel.key, destination, code)
     except DeliveryFailed:
-        db.session.rollback()
-        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
         metrics.delivery_failed(method.channel.key)
+        codes.withdraw(record)
+        audit.record("mfa.code_send_failed", outcome="failure", subject=user, now=now, detail=detail, commit=True)
         raise
+    codes.confirm_sent(user, record, now)
+    if then is not None:
+        then()
     audit.record("mfa.code_resent" if resend else "mfa.code_sent", subject=user, now=now, detail=detail)
     db.session.commit()
     metrics.code_sent(method.channel.key)

@@ -15,9 +15,10 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal import delivery
+from portal.accounts import lockout
 from portal.extensions import db
 from portal.mfa import codes, crypto, totp
-from portal.mfa.errors import InvalidCode, UnknownMethod
+from portal.mfa.errors import AccountLocked, InvalidCode, UnknownMethod
 from portal.mfa.masking import mask_email
 from portal.mfa.phones import mask_phone
 from portal.models import MfaEnrollment, User
@@ -131,16 +132,17 @@ class _Authenticator(Method):
 
     def check_code(self, user, details, raw_code, *, purpose, challenge, now):
         code = codes.normalise_code(raw_code)
-        codes.check_not_locked(user, now)
+        lockout.claim_attempt(user, lockout.CODE, now)  # paid for before comparing: see codes.verify
         secret = crypto.decrypt(details.totp_secret)
         active = isinstance(details, MfaEnrollment)
         last_step = details.totp_last_step if active else None
         step = totp.matching_step(secret, code, now, last_step)
         if step is not None and (not active or _claim_step(details, step, now)):
+            lockout.attempt_succeeded(user, lockout.CODE)
             return step
         replay = step is None and totp.matching_step(secret, code, now, None) is not None
-        codes.record_failure(user, now)
-        codes.check_not_locked(user, now)
+        if lockout.attempt_failed(user, lockout.CODE, now):
+            raise AccountLocked(lockout.CODE.duration())
         if replay or step is not None:
             raise InvalidCode("That code was already used. Wait for your app to show a new code, then enter it.")
         raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
@@ -153,8 +155,7 @@ def _claim_step(enrollment: MfaEnrollment, step: int, now: datetime) -> bool:
         set_committed_value(enrollment, "totp_last_step", step)
         set_committed_value(enrollment, "last_used_at", now)
         return True
-    db.session.rollback()
-    return False
+    return False  # a replay, or a parallel request won this step
 
 
 # The order the Security tab lists them.

@@ -27,10 +27,9 @@ from portal.mfa.errors import MfaError
 from portal.models import AuditEvent, MfaCode, User
 from tests.factories import PASSWORD, make_enrollment, make_user
 from tests.functional.mfa_helpers import last_code
+from tests.functional.parallel import POOL, THREADS, clones, fire, log_in
 
-THREADS = 20
 E164 = "+12025550143"
-POOL = {"pool_pre_ping": True, "pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30}
 
 
 @pytest.fixture
@@ -48,41 +47,6 @@ def race_app(make_app, app):
 def session_app(make_app, app):
     """The app under test saving its session on every request, so saves race each other."""
     return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=True)
-
-
-def fire(count: int, action) -> list:
-    """Run action(0..count-1) in `count` threads released together by a barrier."""
-    barrier = threading.Barrier(count)
-
-    def run(index):
-        barrier.wait(timeout=30)
-        return action(index)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
-def clones(app, client, count: int) -> list:
-    """New clients that all carry `client`'s session cookie (one server-side session)."""
-    name = app.config["SESSION_COOKIE_NAME"]
-    value = client.get_cookie(name).value
-    copies = []
-    for _ in range(count):
-        copy = app.test_client()
-        copy.set_cookie(name, value)
-        copies.append(copy)
-    return copies
-
-
-def log_in(app, email: str, *, open_code_page: bool = True):
-    """Give the password; then, as a browser does after the 303, load the code page (which
-    stores the form's CSRF token in the session, so later code submissions leave it as is)."""
-    client = app.test_client()
-    response = client.post("/login", data={"email": email, "password": PASSWORD})
-    assert response.status_code == 303 and response.headers["Location"] == "/login/code"
-    if open_code_page:
-        assert client.get("/login/code").status_code == 200
-    return client
 
 
 def assert_one_login(clients, responses) -> None:
@@ -134,6 +98,7 @@ def test_verify_service_consumes_a_code_once_under_contention(make_app, app, clo
     make_enrollment(user, "sms", phone=E164)
     now, challenge = clock.now(), codes.new_challenge()
     record, code = codes.issue(user, purpose="login", channel="sms", destination=E164, challenge=challenge, now=now)
+    codes.confirm_sent(user, record, now)  # as the sender does once the text went out
     db.session.commit()
     user_id, record_id = user.id, record.id
     sqlite = db.engine.dialect.name == "sqlite"

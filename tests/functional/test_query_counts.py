@@ -162,12 +162,14 @@ def test_review_costs_the_same_for_10_and_1000_users(client, auth, statements):
 # - Password only (7): session; the user with their method; audit "password succeeded" (take the
 #   chain lock, read the latest hash, insert) and "login succeeded" (insert: the transaction holds
 #   the lock and knows the head); save the new session, dropping the old id (delete, insert).
-# - Code step, TOTP (10): session; user with method; claim the TOTP step (replay guard, last
-#   used); last MFA login; audit "code verified" (3) and "login succeeded" (1); the new session (2).
+# - Code step, TOTP (11): session; user with method; pay for the guess before comparing (one
+#   conditional UPDATE of the failure count: the guessing limit holds under parallel requests);
+#   claim the TOTP step (replay guard, last used); last MFA login and the count reset (one
+#   UPDATE); audit "code verified" (3) and "login succeeded" (1); the new session (2).
 # - Security tab (3): session; user with method and practice; any method being set up.
 LOGIN_LIMITS = {
     "password only": {"sqlite": 7, "postgresql": 7},
-    "code step (TOTP)": {"sqlite": 10, "postgresql": 10},
+    "code step (TOTP)": {"sqlite": 11, "postgresql": 11},
     "security tab after password confirmation": {"sqlite": 3, "postgresql": 3},
 }
 

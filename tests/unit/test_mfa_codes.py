@@ -31,8 +31,9 @@ PHONE = "+12025550143"
 
 def issue_code(user, now, *, purpose="login", challenge="challenge-a", channel="email", destination=None):
     """Issue a code and commit it, as the sender does once the message is handed over."""
-    _, code = codes.issue(user, purpose=purpose, channel=channel, destination=destination or user.email,
-                          challenge=challenge, now=now)
+    record, code = codes.issue(user, purpose=purpose, channel=channel, destination=destination or user.email,
+                               challenge=challenge, now=now)
+    codes.confirm_sent(user, record, now)
     db.session.commit()
     return code
 
@@ -234,9 +235,10 @@ def test_ten_failures_across_codes_lock_the_account_for_fifteen_minutes(app):
     assert locked.value.retry_after == timedelta(minutes=15)
     assert "15 minutes" in str(locked.value)
 
-    fresh = issue_code(user, locked_at + timedelta(minutes=14))
-    with pytest.raises(AccountLocked):
-        verify(user, fresh, locked_at + timedelta(minutes=14, seconds=59))
+    with pytest.raises(AccountLocked):  # while the lock runs no code is even sent
+        issue_code(user, locked_at + timedelta(minutes=14))
+    with pytest.raises(AccountLocked):  # and a right code is refused
+        verify(user, second, locked_at + timedelta(minutes=14, seconds=59))
 
     after = issue_code(user, locked_at + timedelta(minutes=15))
     verify(user, after, locked_at + timedelta(minutes=15, seconds=1))
