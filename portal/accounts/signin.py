@@ -16,7 +16,7 @@ from portal.accounts.errors import PasswordLocked, WrongPassword
 from portal.extensions import db
 from portal.mfa import login as code_step
 from portal.mfa import methods, policy
-from portal.mfa.errors import DeliveryFailed, SendThrottled
+from portal.mfa.errors import AccountLocked, DeliveryFailed, SendThrottled
 from portal.models import User
 
 
@@ -61,7 +61,7 @@ def log_in(email: str, password: str, *, next_url: str | None, now: datetime) ->
         if methods.of(user.mfa).sends_codes:
             try:
                 code_step.send_login_code(user, challenge=state["challenge"], now=now)
-            except (SendThrottled, DeliveryFailed) as error:
+            except (AccountLocked, SendThrottled, DeliveryFailed) as error:
                 problem = str(error)
         metrics.login("code_needed", user.mfa.method)
         return LoginResult(Next.CODE_NEEDED, problem)
@@ -101,7 +101,7 @@ def log_in_again_with_code(user: User, *, now: datetime) -> str | None:
     state = auth_state.start_pending(user, next_url=None, now=now)
     try:
         code_step.send_login_code(user, challenge=state["challenge"], now=now)
-    except (SendThrottled, DeliveryFailed) as error:
+    except (AccountLocked, SendThrottled, DeliveryFailed) as error:
         return str(error)
     return None
 

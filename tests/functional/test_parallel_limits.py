@@ -3,6 +3,8 @@ and from many, never get more than the rules allow (PostgreSQL in CI's second pa
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pyotp
 import pytest
 from sqlalchemy import func, select
@@ -120,3 +122,16 @@ def test_each_spelling_logs_in_to_the_same_account(client):
         response = client.post("/login", data={"email": spelling, "password": PASSWORD})
         assert response.headers["Location"] == "/", spelling
         client.post("/logout")
+
+
+def test_a_log_in_while_codes_are_locked_sends_no_code(client, outbox, clock):
+    """With the account's codes locked, does the right password lead to the lock, and no code?"""
+    user = make_user("locked-out@example.test")
+    make_enrollment(user, "email")
+    user.mfa_locked_until = clock.now() + timedelta(minutes=10)
+    db.session.commit()
+    response = client.post("/login", data={"email": "locked-out@example.test", "password": PASSWORD})
+    assert response.headers["Location"] == "/login/code"
+    page = client.get("/login/code").get_data(as_text=True)
+    assert "Too many incorrect codes" in page
+    assert _codes_sent(user.id) == 0 and outbox.messages("locked-out@example.test") == []
