@@ -1,9 +1,11 @@
-"""`make bench`: how fast the portal lets people in, and how its review pages scale.
+"""`make bench`: how fast the portal lets people in, how its review pages scale, and how the
+task queue sends a practice's notices.
 
 Runs gunicorn (repository config, 2 workers) on SQLite and on PostgreSQL, drives it over HTTP
 with several concurrent clients and fixed counts, reads the workers' CPU time from /proc, and
 writes bench/results/<date>.json plus a markdown table (also into bench/README.md).
-Loopback only; every loop is bounded.
+Loopback only; every loop is bounded. `--only queue` (or floors, logins, scale) runs some
+sections; a partial run is merged into the day's results file.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, event, text
 
-from bench import flows, seed
+from bench import flows, notices, seed
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
@@ -323,6 +325,9 @@ def verdicts(results: dict) -> list[dict]:
 
 
 def markdown(results: dict) -> str:
+    """The login and review-page figures (the queue's are `notices.markdown`)."""
+    if "bare_route" not in results.get("floors", {}):
+        return ""
     lines = [f"Run {results['date']} on {results['machine']}.", "",
              f"Floors: argon2id verify {results['floors']['argon2_verify_cpu_ms']} ms CPU in a loop, "
              f"{results['floors']['argon2_verify_worker_cpu_ms']} ms in a gunicorn worker (the figure subtracted); "
@@ -386,32 +391,85 @@ def main() -> int:
     parser.add_argument("--large", default="50000,1000000", help="users,events")
     parser.add_argument("--repeats", type=int, default=100, help="timed requests per page (p95 needs many)")
     parser.add_argument("--scale-backends", default="postgresql")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"sections to run, of {','.join(SECTIONS)} (logins need floors, so they run them too)")
+    parser.add_argument("--queue-sizes", default="1000,10000,50000", help="practice sizes for the request's time")
+    parser.add_argument("--queue-drain", type=int, default=50000, help="practice size whose notices are drained")
+    parser.add_argument("--queue-rounds", type=int, default=20, help="timed on/off requests per size")
+    parser.add_argument("--queue-consumers", default="1,2", help="consumer processes, one drain each")
+    parser.add_argument("--queue-threads", type=int, default=2, help="worker threads per consumer (--workers)")
+    parser.add_argument("--queue-batch-size", type=int, default=500, help="QUEUE_BATCH_SIZE")
+    parser.add_argument("--queue-timeout", type=float, default=900, help="seconds a drain may take")
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    if only - set(SECTIONS):
+        parser.error(f"--only takes {', '.join(SECTIONS)}")
+    if "logins" in only:
+        only.add("floors")
     results = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(), "floors": {}}
     with tempfile.TemporaryDirectory() as workdir:
-        print("floors ...", file=sys.stderr)
-        floors(results["floors"])
-        for kind in filter(None, args.backends.split(",")):
-            print(f"logins on {kind} ...", file=sys.stderr)
-            login_benchmark(kind, results, workdir, users=args.users, clients=args.clients)
-        sizes = [tuple(int(n) for n in args.small.split(",")), tuple(int(n) for n in args.large.split(","))]
-        for kind in filter(None, args.scale_backends.split(",")):
-            print(f"review pages on {kind} ...", file=sys.stderr)
-            scale_benchmark(kind, results, workdir, sizes=sizes, repeats=args.repeats)
-    results["verdicts"] = verdicts(results)
+        if "floors" in only:
+            print("floors ...", file=sys.stderr)
+            floors(results["floors"])
+        if "logins" in only:
+            for kind in filter(None, args.backends.split(",")):
+                print(f"logins on {kind} ...", file=sys.stderr)
+                login_benchmark(kind, results, workdir, users=args.users, clients=args.clients)
+        if "scale" in only:
+            sizes = [tuple(int(n) for n in args.small.split(",")), tuple(int(n) for n in args.large.split(","))]
+            for kind in filter(None, args.scale_backends.split(",")):
+                print(f"review pages on {kind} ...", file=sys.stderr)
+                scale_benchmark(kind, results, workdir, sizes=sizes, repeats=args.repeats)
+        if "queue" in only:
+            print("task queue: a practice's notices (PostgreSQL, Redis) ...", file=sys.stderr)
+            notices.queue_benchmark(
+                results, workdir, sizes=[int(n) for n in args.queue_sizes.split(",")], drain_size=args.queue_drain,
+                rounds=args.queue_rounds, consumer_counts=[int(n) for n in args.queue_consumers.split(",")],
+                threads=args.queue_threads, batch_size=args.queue_batch_size, timeout=args.queue_timeout)
     RESULTS.mkdir(exist_ok=True)
     stem = results["date"][:10]
+    if only != set(SECTIONS):
+        results = _merge_into_day(RESULTS / f"{stem}.json", results)
+    results["verdicts"] = verdicts(results) + notices.verdicts(results)
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (RESULTS / f"{stem}.md").write_text(table)
+    table, queue_table = markdown(results), notices.markdown(results)
+    (RESULTS / f"{stem}.md").write_text("\n".join(filter(None, [table, queue_table])))
     if README.exists():
         text_ = README.read_text()
-        start, end = "<!-- latest results -->", "<!-- end of latest results -->"
-        if start in text_ and end in text_:
-            head, rest = text_.split(start, 1)
-            README.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
-    print(table)
+        if only & {"floors", "logins", "scale"}:
+            text_ = _replace_block(text_, "<!-- latest results -->", "<!-- end of latest results -->", table)
+        if "queue" in only:
+            text_ = _replace_block(text_, "<!-- latest queue results -->", "<!-- end of latest queue results -->",
+                                   queue_table)
+        README.write_text(text_)
+    print(table + queue_table)
     return 0
+
+
+SECTIONS = ("floors", "logins", "scale", "queue")
+
+
+def _merge_into_day(path: Path, results: dict) -> dict:
+    """A partial run keeps the day's other sections: what ran replaces its own keys."""
+    try:
+        day = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    for key, value in results.items():
+        if key in ("date", "machine", "verdicts") or value in ({}, None):
+            continue
+        if isinstance(value, dict) and isinstance(day.get(key), dict):
+            day[key].update(value)
+        else:
+            day[key] = value
+    return day
+
+
+def _replace_block(text_: str, start: str, end: str, table: str) -> str:
+    if start in text_ and end in text_:
+        head, rest = text_.split(start, 1)
+        return head + start + "\n" + table + end + rest.split(end, 1)[1]
+    return text_
 
 
 if __name__ == "__main__":

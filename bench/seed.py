@@ -90,7 +90,8 @@ def app_for(url: str):
 def seed_practice(app, *, users: int, enrolled: str | None, practice_name: str, password_hash: str | None = None,
                   batch: int = 5000) -> dict:
     """A practice with `users` clinicians; `enrolled` gives each an MFA method ("totp", "email",
-    or "mixed": a third each of totp/sms/email and a quarter with none). Returns {email: secret}."""
+    "mixed": a quarter each with none/totp/sms/email, or "fifth": every fifth user Email, the
+    others none). Returns {"practice_id": id, "secrets": {email: TOTP secret}}."""
     from portal.accounts import passwords
     from portal.clock import now as utcnow
     from portal.extensions import db
@@ -124,6 +125,8 @@ def seed_practice(app, *, users: int, enrolled: str | None, practice_name: str, 
                 method = enrolled
                 if enrolled == "mixed":
                     method = (None, "totp", "sms", "email")[index % 4]
+                elif enrolled == "fifth":
+                    method = "email" if index % 5 == 0 else None
                 if method is None:
                     continue
                 row = dict(user_id=user_id, method=method, enrolled_at=now - timedelta(days=index % 300),
