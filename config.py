@@ -144,6 +144,12 @@ class Config:
     LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
     LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")
 
+    # How people reach support: shown wherever the portal says "contact support", emails included.
+    SUPPORT_CONTACT_EMAIL = os.environ.get("SUPPORT_CONTACT_EMAIL", "support@portal.test")
+    SUPPORT_CONTACT_PHONE = os.environ.get("SUPPORT_CONTACT_PHONE", "")
+    SUPPORT_HOURS = os.environ.get("SUPPORT_HOURS", "")
+    LIMIT_LOST_ACCESS_PER_ADDRESS = os.environ.get("LIMIT_LOST_ACCESS_PER_ADDRESS", "5 per hour")
+
     # A practice's MFA requirement can start up to this far ahead (a grace period to enroll).
     MFA_REQUIREMENT_MAX_GRACE = timedelta(days=_int("MFA_REQUIREMENT_MAX_GRACE_DAYS", 30))
 

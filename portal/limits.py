@@ -36,3 +36,4 @@ reauth_per_address = limiter.limit(_config("LIMIT_REAUTH_PER_ADDRESS"), exempt_w
 reset_per_address = limiter.limit(_config("LIMIT_RESET_PER_ADDRESS"), exempt_when=_exempt_get)
 reset_per_account = limiter.limit(_config("LIMIT_RESET_PER_ACCOUNT"), key_func=_account_key, exempt_when=_exempt_get)
 link_per_address = limiter.limit(_config("LIMIT_LINK_PER_ADDRESS"))
+lost_access_per_address = limiter.limit(_config("LIMIT_LOST_ACCESS_PER_ADDRESS"), exempt_when=_exempt_get)

@@ -35,7 +35,7 @@ EVENT_TYPES = (
     "mfa.locked", "mfa.enrolled", "mfa.switched", "mfa.cleared",
     "practice.requirement_changed", "practice.request_made", "practice.request_decided",
     "invitation.sent", "invitation.accepted", "password_reset.requested", "password_reset.completed",
-    "logout", "support.confirmed",
+    "logout", "support.confirmed", "mfa.lost_access_requested", "mfa.lost_access_decided",
 )
 
 

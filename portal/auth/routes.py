@@ -6,6 +6,7 @@ from flask_login import current_user
 from portal import auth_state, clock, limits
 from portal.access import public, safe_next
 from portal.accounts import invitations, password_reset, signin
+from portal.accounts import lost_access as lost_access_service
 from portal.accounts.errors import AccountError, WeakPassword
 from portal.auth import bp
 from portal.auth.forms import ForgotPasswordForm, LoginForm, NewPasswordForm
@@ -121,6 +122,32 @@ def resend_code(user, state, now):
         return response
     flash(message, category)
     return redirect(url_for("auth.verify_code"), code=303)
+
+
+@bp.route("/login/lost-access", methods=["GET", "POST"])
+@public
+@limits.lost_access_per_address
+def lost_access():
+    """Say what to do without one's MFA method, and let the person ask support to clear it."""
+    form = ResendForm()  # a button with no fields, CSRF-protected
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("auth/lost_access.html", form=form, sent=False), 400
+        now = clock.now()
+        lost_access_service.request_clear(_asking_user(now), now=now)
+        return render_template("auth/lost_access.html", form=form, sent=True)
+    return render_template("auth/lost_access.html", form=form, sent=False)
+
+
+def _asking_user(now):
+    """Who may ask: someone who just entered their password (the code step of Log In), or a
+    logged-in user with a fresh password (the Security tab). Anyone else gets the same answer."""
+    user, _state, _expired = auth_state.pending_login(now)
+    if user is not None:
+        return user
+    if current_user.is_authenticated and auth_state.proven_within(auth_state.PASSWORD, now):
+        return current_user._get_current_object()
+    return None
 
 
 @bp.route("/logout", methods=["POST"])

@@ -37,3 +37,26 @@ class RequirementRequest(db.Model):
     practice = relationship("Practice")
     requested_by = relationship("User", foreign_keys=[requested_by_id])
     decided_by = relationship("User", foreign_keys=[decided_by_id])
+
+
+class LostAccessRequest(db.Model):
+    """A user who cannot use their MFA method (a lost phone) asks support to clear it."""
+
+    __tablename__ = "lost_access_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'cleared', 'declined')", name="status_allowed"),
+        Index("ix_lost_access_requests_status_id", "status", "id"),
+        Index("uq_lost_access_requests_one_open", "user_id", unique=True,
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    user = relationship("User", foreign_keys=[user_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])

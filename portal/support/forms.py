@@ -33,6 +33,12 @@ class StopRequirementForm(PortalForm):
     submit = SubmitField("Save")
 
 
+class DeclineLostAccessForm(PortalForm):
+    note = TextAreaField("Note for the user (emailed)",
+                         validators=[DataRequired(message="Give a note for the user."), Length(max=1000)])
+    submit = SubmitField("Decline")
+
+
 class DecideRequestForm(PortalForm):
     note = TextAreaField("Note for the practice admin",
                          validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])

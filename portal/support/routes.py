@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from portal import auth_state, clock, limits
 from portal.access import safe_next
-from portal.accounts import signin
+from portal.accounts import lost_access, signin
 from portal.accounts.errors import AccountError
 from portal.audit import EVENT_TYPES
 from portal.audit.query import AuditFilter, events
@@ -13,9 +13,16 @@ from portal.extensions import db
 from portal.htmx import hx_redirect, is_htmx
 from portal.mfa.enrollment import clear_by_support
 from portal.mfa.errors import CannotClear, MfaError
-from portal.models import Practice, RequirementRequest, User
+from portal.models import LostAccessRequest, Practice, RequirementRequest, User
 from portal.support import bp, guard
-from portal.support.forms import ClearMfaForm, ConfirmForm, DecideRequestForm, RequirementForm, StopRequirementForm
+from portal.support.forms import (
+    ClearMfaForm,
+    ConfirmForm,
+    DecideRequestForm,
+    DeclineLostAccessForm,
+    RequirementForm,
+    StopRequirementForm,
+)
 from portal.wording import format_time
 
 
@@ -55,11 +62,47 @@ def confirm():
     return render_template("support/confirm.html", form=form, next_url=next_url), status
 
 
+def _index(status=200, error=None):
+    return render_template("support/index.html", practices=directory.practices_overview(),
+                           open_requests=requirement.open_requests(), decide_form=DecideRequestForm(),
+                           lost_access=lost_access.open_requests(), clear_form=ClearMfaForm(),
+                           decline_form=DeclineLostAccessForm(), error=error), status
+
+
 @bp.route("/")
 def index():
-    """Show open requests, every practice's requirement, and user search."""
-    return render_template("support/index.html", practices=directory.practices_overview(),
-                           open_requests=requirement.open_requests(), decide_form=DecideRequestForm())
+    """Show open requests (lost access, practice admins'), every practice's requirement, and user search."""
+    return _index()
+
+
+@bp.route("/lost-access/<id:request_id>/clear", methods=["POST"])
+def clear_lost_access(request_id):
+    """Answer a lost-access request by clearing the user's MFA (reason and ticket)."""
+    req = db.get_or_404(LostAccessRequest, request_id)
+    form = ClearMfaForm()
+    if not form.validate_on_submit():
+        return _index(400, error=" ".join(form.reason.errors + form.ticket.errors))
+    try:
+        lost_access.clear(req, actor=current_user, reason=form.reason.data, ticket=form.ticket.data, now=clock.now())
+    except CannotClear as error:
+        return _index(error.status, error=str(error))
+    flash(f"MFA settings cleared for {req.user.email}. Their sessions were ended and they were emailed.", "success")
+    return hx_redirect(url_for("support.index"))
+
+
+@bp.route("/lost-access/<id:request_id>/decline", methods=["POST"])
+def decline_lost_access(request_id):
+    """Decline a lost-access request with a note that is emailed to the user."""
+    req = db.get_or_404(LostAccessRequest, request_id)
+    form = DeclineLostAccessForm()
+    if not form.validate_on_submit():
+        return _index(400, error=" ".join(form.note.errors))
+    try:
+        lost_access.decline(req, actor=current_user, note=form.note.data, now=clock.now())
+    except CannotClear as error:
+        return _index(error.status, error=str(error))
+    flash(f"Request from {req.user.email} declined; they were emailed your note.", "success")
+    return hx_redirect(url_for("support.index"))
 
 
 @bp.route("/users")
