@@ -1,6 +1,6 @@
 from functools import wraps
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from portal import auth_state, clock, limits
@@ -15,9 +15,11 @@ from portal.errors import retry_after
 from portal.forms import CodeForm, ResendForm
 from portal.htmx import hx_redirect, render, wants_fragment
 from portal.mfa import login as code_step
-from portal.mfa.errors import MfaError
+from portal.mfa.errors import MfaError, SendThrottled
 
-GENERIC_LOGIN_ERROR = "The email or password is incorrect, or the account cannot sign in."
+# The address of an invitation just accepted, to fill in Log In (kept in the session, never in a URL).
+PREFILL_EMAIL = "login_email"
+GENERIC_LOGIN_ERROR = "The email or password is incorrect, or the account cannot Log In."
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -30,6 +32,8 @@ def login():
     if current_user.is_authenticated:
         return redirect(next_url or url_for("dashboard.index"), code=303)
     form = LoginForm()
+    if request.method == "GET" and not form.email.data:
+        form.email.data = session.pop(PREFILL_EMAIL, None) or None  # just accepted an invitation
     if form.validate_on_submit():
         result = signin.log_in(form.email.data, form.password.data, next_url=next_url, now=clock.now())
         if result.next is signin.Next.FAILED:
@@ -108,7 +112,8 @@ def resend_code(user, state, now):
     try:
         code_step.send_login_code(user, challenge=state["challenge"], now=now, resend=True)
     except MfaError as error:
-        message, category, status = str(error), "error", error.status
+        # A wait is neutral information, not an error.
+        message, category, status = str(error), "info" if isinstance(error, SendThrottled) else "error", error.status
     else:
         message, category, status = (f"A new code was sent to {code_step.destination(user)}. "
                                       "Earlier codes no longer work."), "success", 200
@@ -208,6 +213,7 @@ def _set_password_from_link(token: str, *, load, complete, template: str, done: 
         else:
             if after is not None:
                 after()
+            session[PREFILL_EMAIL] = getattr(record, "email", None) or ""
             flash(done, "success")
             return redirect(url_for("auth.login"), code=303)
     status = 400 if form.errors else 200

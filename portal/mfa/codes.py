@@ -85,7 +85,7 @@ def recent_codes(user: User, now: datetime) -> list:
 
 _RECENT = (
     select(MfaCode.created_at, MfaCode.purpose, MfaCode.challenge, MfaCode.consumed_at, MfaCode.voided_at,
-           MfaCode.expires_at)
+           MfaCode.expires_at, MfaCode.attempts)
     .where(MfaCode.user_id == bindparam("user_id"), MfaCode.created_at > bindparam("since"))
     .order_by(MfaCode.created_at)
 )
@@ -232,14 +232,24 @@ def withdraw(record: MfaCode) -> None:
 
 
 def send_status(user: User, channel: str, destination: str, now: datetime, *, purpose: str,
-                challenge: str) -> tuple[datetime | None, bool]:
-    """For the code page: when "click here" works again (None: now), and whether a usable code
-    is waiting for this sign-in or setup (so the page never claims one was sent)."""
+                challenge: str) -> tuple[datetime | None, str | None]:
+    """For the code page: when "click here" works again (None: now), and the state of the code
+    sent for this sign-in or setup: "live", "expired", "used_up" or None (none waiting), so the
+    page never claims a code was sent and says why one no longer works."""
     recent = recent_codes(user, now)
-    live = any(row.purpose == purpose and row.challenge == challenge and row.consumed_at is None
-               and row.voided_at is None and row.expires_at > now for row in recent)
+    mine = [row for row in recent if row.purpose == purpose and row.challenge == challenge
+            and row.consumed_at is None and row.voided_at is None]
+    state = None
+    if mine:
+        latest = mine[-1]
+        if latest.attempts >= current_app.config["MFA_CODE_MAX_ATTEMPTS"]:
+            state = "used_up"
+        elif latest.expires_at <= now:
+            state = "expired"
+        else:
+            state = "live"
     return resend_available_at(user, channel, destination, now, purpose=purpose, challenge=challenge,
-                               recent=recent), live
+                               recent=recent), state
 
 
 def resend_available_at(user: User, channel: str, destination: str, now: datetime, *,

@@ -23,17 +23,17 @@ class CodePage:
 
     method: methods.Method
     destination: str | None
-    code_sent: bool  # a usable code waits for this Log In (the page never claims one otherwise)
+    code_state: str | None  # "live", "expired", "used_up" or None: what became of this Log In's code
     resend_wait: int  # seconds until "click here" works again (0: now)
 
 
 def code_page(user: User, *, challenge: str, now: datetime) -> CodePage:
     method = methods.of(user.mfa)
     if not method.sends_codes:
-        return CodePage(method, None, code_sent=False, resend_wait=0)
-    available_at, code_sent = codes.send_status(user, method.channel.key, method.destination(user, user.mfa), now,
-                                                purpose="login", challenge=challenge)
-    return CodePage(method, method.masked_destination(user, user.mfa), code_sent=code_sent,
+        return CodePage(method, None, code_state=None, resend_wait=0)
+    available_at, state = codes.send_status(user, method.channel.key, method.destination(user, user.mfa), now,
+                                            purpose="login", challenge=challenge)
+    return CodePage(method, method.masked_destination(user, user.mfa), code_state=state,
                     resend_wait=seconds_until(available_at, now))
 
 

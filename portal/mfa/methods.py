@@ -39,6 +39,8 @@ class Method:
     for_support: bool = False
     # Codes go to the login email, so it must be verified first.
     uses_login_email: bool = False
+    # What choosing it does, in one line under "Choose MFA Device:".
+    summary: str = ""
 
     @property
     def channel(self) -> delivery.Channel | None:
@@ -128,7 +130,10 @@ class _Authenticator(Method):
     def setup_display(self, user, pending):
         """The QR code (SVG, drawn here) and the manual key; the secret never leaves our origin."""
         secret = crypto.decrypt(pending.totp_secret)
-        return {"qr_svg": totp.qr_svg(totp.provisioning_uri(secret, user.email)), "manual_key": totp.grouped(secret)}
+        uri = totp.provisioning_uri(secret, user.email)
+        # The uri opens the app on a phone ("Open in authenticator app"); it carries the secret, as
+        # the QR code and the key on the same page do (that page is never cached: no-store).
+        return {"qr_svg": totp.qr_svg(uri), "manual_key": totp.grouped(secret), "uri": uri}
 
     def check_code(self, user, details, raw_code, *, purpose, challenge, now):
         code = codes.normalise_code(raw_code)
@@ -159,9 +164,13 @@ def _claim_step(enrollment: MfaEnrollment, step: int, now: datetime) -> bool:
 
 
 # The order the Security tab lists them.
-AUTHENTICATOR = _Authenticator("totp", "Authenticator Apps", steps=("qr", "code"), resume_step="qr", for_support=True)
-SMS = _Sms("sms", "SMS", steps=("phone", "code"), entry_step="phone", resume_step="code", channel_key="sms")
-EMAIL = _Email("email", "Email", uses_login_email=True, channel_key="email")
+AUTHENTICATOR = _Authenticator(
+    "totp", "Authenticator Apps", steps=("qr", "code"), resume_step="qr", for_support=True,
+    summary="Scan a QR code in an app such as Google Authenticator or Microsoft Authenticator.")
+SMS = _Sms("sms", "SMS", steps=("phone", "code"), entry_step="phone", resume_step="code", channel_key="sms",
+           summary="We text a code to a US number you verify.")
+EMAIL = _Email("email", "Email", uses_login_email=True, channel_key="email",
+               summary="Turns on at once; codes go to your login email.")
 ALL: tuple[Method, ...] = (AUTHENTICATOR, SMS, EMAIL)
 _BY_KEY = {method.key: method for method in ALL}
 

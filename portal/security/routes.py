@@ -8,7 +8,7 @@ from portal.errors import retry_after as retry_after_header
 from portal.forms import CodeForm, ResendForm
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, enrollment, methods, policy, security_tab
-from portal.mfa.errors import EnrollmentExpired, MfaError
+from portal.mfa.errors import EnrollmentExpired, MfaError, SendThrottled
 from portal.security import bp
 from portal.security.forms import ChooseDeviceForm, ConfirmPasswordForm, PhoneNumberForm
 
@@ -141,7 +141,7 @@ def resend_enrollment_code():
     try:
         pending = enrollment.resend_code(current_user._get_current_object(), challenge=challenge, now=clock.now())
     except MfaError as error:
-        message, category, status = str(error), "error", error.status
+        message, category, status = str(error), "info" if isinstance(error, SendThrottled) else "error", error.status
         retry_after = getattr(error, "retry_after", None)
     else:
         destination = methods.of(pending).masked_destination(current_user, pending)
