@@ -113,3 +113,30 @@ def test_log_in_is_filled_in_after_accepting_an_invitation(client, clock, outbox
     login = client.get("/login").get_data(as_text=True)
     assert 'value="newcomer@example.test"' in login
     assert 'value="newcomer@example.test"' not in client.get("/login").get_data(as_text=True)  # once
+
+
+def test_admins_see_their_areas_and_coverage_on_the_dashboard(client, auth):
+    """Does a practice admin see MFA review and Practice users in the header, and coverage with a link?"""
+    from tests.factories import make_practice
+
+    practice = make_practice("Coverage Clinic")
+    make_user("boss@coverage.test", role="practice_admin", practice=practice)
+    make_enrollment(make_user("ready@coverage.test", practice=practice), "email")
+    make_user("later@coverage.test", practice=practice)
+    auth.login("boss@coverage.test", PASSWORD)
+    html = client.get("/").get_data(as_text=True)
+    nav = html.split('aria-label="Main"')[1].split("</nav>")[0]
+    assert "MFA review" in nav and "Practice users" in nav and "Support" not in nav
+    assert re.search(r'id="practice-coverage"><a href="/practice/">1 of 3 users have MFA</a>', html)
+    assert re.search(r'id="own-mfa">Off', html)
+
+
+def test_clinicians_see_their_own_mfa_state_and_no_admin_areas(client, outbox):
+    """Does a clinician's dashboard say which method is on, with no admin navigation?"""
+    from tests.functional.mfa_helpers import last_code
+
+    _security(client, method="email")
+    client.post("/login/code", data={"code": last_code(outbox, "daily@example.test", "email")})
+    html = client.get("/").get_data(as_text=True)
+    assert 'aria-label="Main"' not in html
+    assert re.search(r'id="own-mfa">On: Email to d\*\*\*y@example.test', html)
