@@ -142,6 +142,21 @@ def attempt_succeeded(user: User, counter: Counter) -> None:
         setattr(user, counter.until_column, None)
 
 
+def unlock(user: User, *, actor: User, reason: str, now: datetime) -> None:
+    """Support ends a password or code lock early (the person was checked). Commits; audited.
+    Raises ReasonRequired-like AccountError without a reason."""
+    from portal.accounts.errors import AccountError
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise AccountError("Give a reason.")
+    for counter in (PASSWORD, CODE):
+        setattr(user, counter.count_column, 0)
+        setattr(user, counter.until_column, None)
+    audit.record("support.unlocked", actor=actor, subject=user, now=now, detail={"reason": reason[:500]})
+    db.session.commit()
+
+
 def reset(user: User, counter: Counter) -> None:
     """Forget the failures after a success. Not committed."""
     if getattr(user, counter.count_column) or getattr(user, counter.until_column) is not None:

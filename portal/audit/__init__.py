@@ -36,6 +36,7 @@ EVENT_TYPES = (
     "practice.requirement_changed", "practice.request_made", "practice.request_decided",
     "invitation.sent", "invitation.accepted", "password_reset.requested", "password_reset.completed",
     "logout", "support.confirmed", "mfa.lost_access_requested", "mfa.lost_access_decided",
+    "support.unlocked",
 )
 
 

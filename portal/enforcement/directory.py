@@ -24,13 +24,14 @@ def practices_overview() -> list[tuple[Practice, int, int]]:
 
 
 def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | None]]:
-    """Users whose email or practice name contains `q`: (user, practice name, MFA method)."""
+    """Users whose name, email or practice name contains `q`: (user, practice name, MFA method)."""
     pattern = like_pattern(q)
     return db.session.execute(
         select(User, Practice.name, MfaEnrollment.method)
         .outerjoin(Practice, Practice.id == User.practice_id)
         .outerjoin(MfaEnrollment, MfaEnrollment.user_id == User.id)
-        .where(or_(User.email.like(pattern, escape="\\"), func.lower(Practice.name).like(pattern, escape="\\")))
+        .where(or_(User.email.like(pattern, escape="\\"), func.lower(User.display_name).like(pattern, escape="\\"),
+                   func.lower(Practice.name).like(pattern, escape="\\")))
         .order_by(User.email)
         .limit(limit)
     ).all()
@@ -46,4 +47,6 @@ def mfa_state(user: User, now: datetime) -> dict:
         last_mfa_at=user.last_mfa_at,
         failed=user.mfa_failed_count,
         locked_until=user.mfa_locked_until if user.mfa_locked_until and user.mfa_locked_until > now else None,
+        password_locked_until=user.password_locked_until
+        if user.password_locked_until and user.password_locked_until > now else None,
     )

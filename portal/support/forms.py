@@ -33,6 +33,12 @@ class StopRequirementForm(PortalForm):
     submit = SubmitField("Save")
 
 
+class UnlockForm(PortalForm):
+    reason = TextAreaField("Reason for unlocking", id="unlock-reason",
+                           validators=[DataRequired(message="Give a reason."), Length(max=500)])
+    submit = SubmitField("Unlock account")
+
+
 class DeclineLostAccessForm(PortalForm):
     note = TextAreaField("Note for the user (emailed)",
                          validators=[DataRequired(message="Give a note for the user."), Length(max=1000)])

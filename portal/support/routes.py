@@ -3,7 +3,7 @@ from flask_login import current_user
 
 from portal import auth_state, clock, limits
 from portal.access import safe_next
-from portal.accounts import lost_access, signin
+from portal.accounts import lockout, lost_access, signin
 from portal.accounts.errors import AccountError
 from portal.audit import EVENT_TYPES
 from portal.audit.query import AuditFilter, events
@@ -22,6 +22,7 @@ from portal.support.forms import (
     DeclineLostAccessForm,
     RequirementForm,
     StopRequirementForm,
+    UnlockForm,
 )
 from portal.wording import format_time
 
@@ -115,7 +116,7 @@ def find_users():
 
 def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | None = None):
     return render_template("support/show_user.html", user=user, state=directory.mfa_state(user, clock.now()),
-                           form=form, error=error), status
+                           form=form, unlock_form=UnlockForm(), error=error), status
 
 
 @bp.route("/users/<id:user_id>")
@@ -143,6 +144,21 @@ def _practice_page(practice, form=None, stop_form=None, status=200, error=None):
     return render_template("support/show_practice.html", practice=practice, form=form or RequirementForm(),
                            stop_form=stop_form or StopRequirementForm(), error=error,
                            open_request=requirement.open_request(practice.id)), status
+
+
+@bp.route("/users/<id:user_id>/unlock", methods=["POST"])
+def unlock_user(user_id):
+    """End a user's password or code lock early, with a reason (audited)."""
+    user = db.get_or_404(User, user_id)
+    form = UnlockForm()
+    if not form.validate_on_submit():
+        return _user_page(user, ClearMfaForm(), 400, error=" ".join(form.reason.errors))
+    try:
+        lockout.unlock(user, actor=current_user, reason=form.reason.data, now=clock.now())
+    except AccountError as error:
+        return _user_page(user, ClearMfaForm(), error.status, error=str(error))
+    flash(f"{user.email} can log in again: their lock was ended.", "success")
+    return hx_redirect(url_for("support.show_user", user_id=user.id))
 
 
 @bp.route("/practices/<id:practice_id>")

@@ -327,3 +327,42 @@ def test_wrong_password_at_confirmation_is_audited(client, auth, clock):
     client.post("/support/confirm", data={"password": "wrong wrong wrong", "code": "123456"})
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "reauth.failed"))
     assert event is not None and event.subject_id == user.id and '"where":"support"' in event.detail
+
+
+def test_search_finds_users_by_name_and_shows_role_practice_and_mfa(client, support):
+    """Does one search box find a user by name, and show their role, practice and MFA state?"""
+    practice = make_practice("Cedar Health")
+    casey = make_user("c.k@cedar.test", practice=practice, display_name="Casey Kline", role="staff")
+    make_enrollment(casey, "email")
+    html = client.get("/support/users?q=kline").get_data(as_text=True)
+    row = re.search(r"<tr><td><a href=\"/support/users/\d+\">c.k@cedar.test</a></td>(.*?)</tr>", html, re.S)
+    assert row, html
+    assert "Casey Kline" in row.group(1) and "Staff" in row.group(1) and "Cedar Health" in row.group(1)
+    assert "Email" in row.group(1)
+
+
+def test_support_unlocks_a_locked_account_with_a_reason(client, support, clock):
+    """Can support end a lock early, with a reason that is audited, so the user can log in again?"""
+    from datetime import timedelta
+
+    from portal.models import User
+
+    locked = make_user("locked@cedar.test", practice=make_practice("Cedar Two"))
+    locked.password_locked_until = clock.now() + timedelta(minutes=10)
+    locked.mfa_locked_until = clock.now() + timedelta(minutes=10)
+    db.session.commit()
+    page = client.get(f"/support/users/{locked.id}").get_data(as_text=True)
+    assert 'id="unlock-form"' in page
+    assert client.post(f"/support/users/{locked.id}/unlock", data={"reason": ""}).status_code == 400
+    done = client.post(f"/support/users/{locked.id}/unlock", data={"reason": "Called back; it was them"})
+    assert done.status_code == 303
+    db.session.expire_all()
+    user = db.session.get(User, locked.id)
+    assert user.password_locked_until is None and user.mfa_locked_until is None
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "support.unlocked"))
+    assert event is not None and "Called back" in event.detail and event.subject_id == locked.id
+    assert app_login(client.application, "locked@cedar.test") == "/"
+
+
+def app_login(app, email):
+    return app.test_client().post("/login", data={"email": email, "password": PASSWORD}).headers["Location"]
