@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
@@ -70,8 +71,14 @@ def export_users():
         yield buffer.getvalue()
 
     response = Response(stream_with_context(generate()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="practice-mfa-users.csv"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{_csv_name(current_user.practice.name)}"'
     return response
+
+
+def _csv_name(practice_name: str) -> str:
+    """alder-clinic-mfa-users-2026-12-01.csv: the practice and the day, in safe characters only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", practice_name.lower()).strip("-")[:60] or "practice"
+    return f"{slug}-mfa-users-{clock.now():%Y-%m-%d}.csv"
 
 
 def _cell(value: str) -> str:

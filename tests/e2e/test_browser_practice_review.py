@@ -52,7 +52,7 @@ def test_practice_admin_reviews_users_without_mfa_pages_and_downloads_csv(crowde
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download CSV").click()
     download = download_info.value
-    assert download.suggested_filename == "practice-mfa-users.csv"
+    assert re.fullmatch(r"demo-family-practice-mfa-users-\d{4}-\d{2}-\d{2}\.csv", download.suggested_filename)
     rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
     assert len(rows) == 31, "the CSV holds every page of the filtered table"
     assert {row["MFA"] for row in rows} == {"no"}

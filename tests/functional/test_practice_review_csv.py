@@ -62,7 +62,10 @@ def test_csv_download_is_an_attachment_streamed(client, mixed_members):
     response = client.get(CSV_URL)
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"] == 'attachment; filename="practice-mfa-users.csv"'
+    from portal import clock
+
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="fir-health-mfa-users-{clock.now():%Y-%m-%d}.csv"')
     assert response.is_streamed
     assert len(csv_rows(response)) == 35
 
