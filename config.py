@@ -15,6 +15,9 @@ INSTANCE_DIR = BASE_DIR / "instance"
 
 DEV_SECRET_KEY = "development-only-secret-key-do-not-deploy"
 DEV_MFA_KEY = "ZGV2ZWxvcG1lbnQtb25seS1tZmEta2V5LWRvLW5vdCE="
+# Fixed audit MAC keys (id:base64) for development and the tests; production refuses both.
+DEV_AUDIT_KEY = "dev:ZGV2ZWxvcG1lbnQtb25seS1hdWRpdC1rZXktZG8tbm90LWRlcGxveQ=="
+TEST_AUDIT_KEY = "test:dGVzdGluZy1vbmx5LWF1ZGl0LWtleS1uZXZlci1pbi1wcm9kdWN0aW9u"
 
 # OWASP Password Storage Cheat Sheet: argon2id pairs of (memory KiB, iterations) that meet
 # the minimum, with parallelism 1. Production must meet one of them.
@@ -153,6 +156,16 @@ class Config:
     # A practice's MFA requirement can start up to this far ahead (a grace period to enroll).
     MFA_REQUIREMENT_MAX_GRACE = timedelta(days=_int("MFA_REQUIREMENT_MAX_GRACE_DAYS", 30))
 
+    # The audit trail (portal/audit): MAC keys, comma separated id:base64key pairs, newest first
+    # (rows are sealed with the first, each row names its key); how often the sealer runs; how
+    # long a row may wait unsealed before `flask audit verify` fails; checkpoints: how often, and
+    # the append-only file they go to (besides the log line).
+    AUDIT_KEYS = [k.strip() for k in os.environ.get("AUDIT_KEYS", "").split(",") if k.strip()]
+    AUDIT_SEAL_SECONDS = _int("AUDIT_SEAL_SECONDS", 10)
+    AUDIT_UNSEALED_MAX_SECONDS = _int("AUDIT_UNSEALED_MAX_SECONDS", 300)
+    AUDIT_CHECKPOINT_SECONDS = _int("AUDIT_CHECKPOINT_SECONDS", 300)
+    AUDIT_CHECKPOINT_PATH = os.environ.get("AUDIT_CHECKPOINT_PATH", str(INSTANCE_DIR / "audit-checkpoints.jsonl"))
+
     # The task queue (Huey): SQLite beside the database unless QUEUE_REDIS_URL is set.
     QUEUE_REDIS_URL = os.environ.get("QUEUE_REDIS_URL")
     QUEUE_SQLITE_PATH = os.environ.get("QUEUE_SQLITE_PATH", str(INSTANCE_DIR / "queue.db"))
@@ -202,6 +215,7 @@ class DevelopmentConfig(Config):
     SMS_TRANSPORT = os.environ.get("SMS_TRANSPORT", "outbox")
     # A fixed development key (refused in production) keeps enrolled apps working across restarts.
     MFA_ENCRYPTION_KEYS = Config.MFA_ENCRYPTION_KEYS or [DEV_MFA_KEY]
+    AUDIT_KEYS = Config.AUDIT_KEYS or [DEV_AUDIT_KEY]
 
 
 class TestingConfig(Config):
@@ -220,6 +234,9 @@ class TestingConfig(Config):
     MAIL_TRANSPORT = "outbox"
     SMS_TRANSPORT = "outbox"
     MFA_ENCRYPTION_KEYS = ["x5ZyTRWSmfXv0WbOTSRbX8mTL1ZCwSs2pMaUzRX9Yy8="]
+    AUDIT_KEYS = [TEST_AUDIT_KEY]
+    # Tests that write checkpoints pass their own file; this keeps any other out of instance/.
+    AUDIT_CHECKPOINT_PATH = os.path.join(os.environ.get("TMPDIR", "/tmp"), "portal-test-audit-checkpoints.jsonl")
     DEV_OUTBOX = True
     EMAIL_ALLOW_TEST_DOMAIN = True
     PUBLIC_BASE_URL = "http://portal.test"
@@ -253,6 +270,9 @@ class ProductionConfig(Config):
         keys = settings.get("MFA_ENCRYPTION_KEYS") or []
         if not keys or DEV_MFA_KEY in keys or TestingConfig.MFA_ENCRYPTION_KEYS[0] in keys:
             problems.append("MFA_ENCRYPTION_KEYS must hold at least one Fernet key of your own")
+        audit_keys = {key.partition(":")[2].strip() for key in settings.get("AUDIT_KEYS") or []}
+        if not audit_keys or audit_keys & {DEV_AUDIT_KEY.partition(":")[2], TEST_AUDIT_KEY.partition(":")[2]}:
+            problems.append("AUDIT_KEYS must hold at least one audit MAC key of your own (id:base64, 32+ random bytes)")
         if settings.get("SMS_TRANSPORT") != "twilio":
             problems.append("SMS_TRANSPORT must be twilio in production")
         if settings.get("MAIL_TRANSPORT") != "smtp":

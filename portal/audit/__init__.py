@@ -1,30 +1,27 @@
-"""The audit trail: record security events; verify the hash chain.
+"""The audit trail: record security events; seal and verify them (`seal`, `verify`).
 
-Every row carries SHA-256 over its content and the previous row's hash, so editing or
-deleting a row breaks the chain from there on. On PostgreSQL a trigger also rejects UPDATE
-and DELETE outright. Never record codes, secrets, passwords, session ids or full phone numbers:
-callers pass masked destinations only.
-
-Concurrency: writers serialise on the single `audit_chain_lock` row (updated first, held to
-commit), so concurrent requests on any number of instances still build one chain.
+Recording is a plain INSERT on the request's own connection, committed with the request's
+transaction: no lock shared between users and no read of the chain's head, so sign-ins on any
+number of instances never wait on each other for it. Rows start unsealed; the sealer (a queue
+task, `portal.audit.seal`) chains and MACs them under `AUDIT_KEYS` within seconds, and writes
+signed checkpoints outside the database. On PostgreSQL a trigger refuses UPDATE (except the
+sealer filling the empty seal columns once), DELETE and TRUNCATE. Never record codes, secrets,
+passwords, session ids or full phone numbers: callers pass masked destinations only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
 from flask import g, has_request_context, request
-from sqlalchemy import event as orm_events
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
 
 from portal import clock
 from portal.extensions import db
-from portal.models.audit import AuditChainLock, AuditEvent
+from portal.models.audit import AuditEvent
 
 GENESIS = "0" * 64
 
@@ -40,7 +37,7 @@ EVENT_TYPES = (
 )
 
 
-def _content(event: AuditEvent) -> str:
+def _content(event) -> str:
     return json.dumps(
         [
             event.occurred_at.isoformat(), event.event_type, event.outcome, event.actor_id, event.subject_id,
@@ -51,44 +48,22 @@ def _content(event: AuditEvent) -> str:
     )
 
 
-def row_hash(prev_hash: str, event: AuditEvent) -> str:
+def row_hash(prev_hash: str, event) -> str:
+    """The unkeyed SHA-256 link of rows written before migration 0012 (`prev_hash`/`row_hash`).
+    Kept to check that old chain once, at the upgrade; it protects nothing on its own."""
     return hashlib.sha256((prev_hash + "|" + _content(event)).encode()).hexdigest()
 
 
-# Every audited request runs these: built once, and run on the session's connection as plain
-# statements (the ORM has nothing to track for an append-only row).
-_events = AuditEvent.__table__
-_locks = AuditChainLock.__table__
-_TAKE_LOCK = update(_locks).where(_locks.c.id == 1).values(writes=_locks.c.writes + 1)
-_LATEST = select(_events.c.row_hash).order_by(_events.c.id.desc()).limit(1)
-_INSERT = insert(_events)
-# The chain head as this transaction left it, while it holds the lock (session.info key).
-_HEAD = "audit_chain_head"
-
-
-def _latest_hash(connection) -> str:
-    """The hash to link to, read only after taking the chain lock (released at commit).
-
-    The lock is held until the transaction ends, so a transaction's second event links to its
-    first without asking again; any end of a transaction (commit, rollback, savepoint) forgets it.
-    """
-    head = db.session.info.get(_HEAD)
-    if head is not None:
-        return head
-    if not connection.execute(_TAKE_LOCK).rowcount:
-        raise RuntimeError("audit_chain_lock has no row; run `flask db upgrade`")
-    return connection.execute(_LATEST).scalar() or GENESIS
-
-
-@orm_events.listens_for(Session, "after_transaction_end")
-def _forget_head(session, transaction) -> None:
-    if transaction.parent is None or transaction.nested:  # not the short inner ones of a flush
-        session.info.pop(_HEAD, None)
+# Built once; run on the session's connection as a plain statement (the ORM has nothing to
+# track for an append-only row).
+_INSERT = insert(AuditEvent.__table__)
 
 
 def record(event_type: str, *, outcome: str = "success", actor=None, subject=None, practice_id: int | None = None,
            detail: dict | None = None, now: datetime | None = None, commit: bool = False) -> None:
-    """Add an event to the current transaction (committed with it, or now if `commit`).
+    """Add an event to the current transaction (committed with it, or now if `commit`): one
+    INSERT, unsealed; the sealer seals it once it is committed. A rolled-back transaction
+    leaves no event behind.
 
     `actor` and `subject` are users (or None); the practice defaults to the subject's.
     """
@@ -107,18 +82,19 @@ def record(event_type: str, *, outcome: str = "success", actor=None, subject=Non
         **_request_facts(),
     )
     db.session.flush()  # what the transaction has pending is written before the event that follows it
-    connection = db.session.connection()
-    event.prev_hash = _latest_hash(connection)
-    event.row_hash = row_hash(event.prev_hash, event)
-    connection.execute(_INSERT, vars(event))
-    db.session.info[_HEAD] = event.row_hash
+    db.session.connection().execute(_INSERT, vars(event))
     if commit:
         db.session.commit()
 
 
 def init_app(app) -> None:
-    """Give every request an id: it ties audit rows, logs and error pages together."""
+    """Read AUDIT_KEYS (a malformed key stops the start). Give every request an id: it ties
+    audit rows, logs and error pages together."""
     import secrets
+
+    from portal.audit import keys
+
+    keys.init_app(app)
 
     def assign_request_id():
         g.request_id = secrets.token_hex(8)
@@ -143,35 +119,9 @@ def _request_facts() -> dict:
     }
 
 
-@dataclass
-class ChainReport:
-    checked: int
-    broken_id: int | None = None
-    reason: str | None = None
+def verify_chain(checkpoint_files=(), **options):
+    """Check the trail: see `portal.audit.verify.verify` (returns its Report: `ok`, `checked`,
+    `broken_id`, `reason`, `summary()`)."""
+    from portal.audit.verify import verify
 
-    @property
-    def ok(self) -> bool:
-        return self.broken_id is None
-
-
-def verify_chain(batch: int = 5000) -> ChainReport:
-    """Walk the trail in id order; report the first row whose hash or link is wrong."""
-    previous = GENESIS
-    checked = 0
-    last_id = 0
-    while True:
-        rows = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
-        ).all()
-        if not rows:
-            return ChainReport(checked)
-        for event in rows:
-            if event.prev_hash != previous:
-                return ChainReport(checked, event.id, "its link to the previous row is broken "
-                                   "(a row before it was removed or changed)")
-            if event.row_hash != row_hash(event.prev_hash, event):
-                return ChainReport(checked, event.id, "its content does not match its hash (the row was edited)")
-            previous = event.row_hash
-            checked += 1
-            last_id = event.id
-        db.session.expunge_all()
+    return verify(checkpoint_files, **options)

@@ -161,3 +161,55 @@ def house_keeping() -> dict[str, int]:
 def requeue_kept_tasks() -> int:
     """Every minute: hand tasks kept during a queue outage back to the queue."""
     return requeue_deferred()
+
+
+# -- the audit trail's sealer and checkpoints (portal/audit/seal.py) ---------------------------
+
+
+@task
+def seal_audit_trail() -> int:
+    """One sealing pass: chain and MAC the audit events committed since the last pass. Safe on
+    several consumers at once (a pass that finds another at work returns). A database that is
+    busy or away skips this pass with a warning: the next one, seconds later, tries again, and
+    `flask audit verify` reports rows that wait too long."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from portal.audit import seal
+
+    try:
+        return seal.seal_pending()
+    except OperationalError as error:
+        logging.getLogger("portal.audit.seal").warning("sealing pass skipped: %s", type(error.orig).__name__)
+        return 0
+
+
+def schedule_sealing_passes(seconds: int) -> list[int]:
+    """Queue sealing passes every `seconds` until the next minute's periodic run (each expires
+    if a busy queue cannot start it within a minute). Returns their delays."""
+    delays = list(range(seconds, 60, seconds)) if 0 < seconds < 60 else []
+    for delay in delays:
+        seal_audit_trail.schedule(delay=delay, expires=delay + 60)
+    return delays
+
+
+@periodic(crontab(minute="*"))
+def audit_sealing() -> int:
+    """Every minute: seal now, and queue the passes that seal every AUDIT_SEAL_SECONDS (default
+    10 s) until the next minute. (Huey's schedule is per minute at best; queued one-off passes
+    keep each task short, so no worker sleeps through the minute and a consumer stops promptly.)"""
+    from portal.audit import seal
+
+    schedule_sealing_passes(current_app.config["AUDIT_SEAL_SECONDS"])
+    return seal.seal_pending()
+
+
+@periodic(crontab(minute="*"))
+def audit_checkpoint() -> dict | None:
+    """Every minute: seal what waits, then write a signed checkpoint if AUDIT_CHECKPOINT_SECONDS
+    (default 5 minutes) have passed since the last one (under the seal lock: one consumer does)."""
+    from portal.audit import seal
+
+    seal.seal_pending()
+    return seal.write_checkpoint()

@@ -304,6 +304,7 @@ def test_two_gunicorn_workers_report_one_total(app, database_uri, tmp_path):
         "MAIL_TRANSPORT": "smtp",
         "SMS_TRANSPORT": "twilio",
         "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
+        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "TRUSTED_PROXY_COUNT": "1",

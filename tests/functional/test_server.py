@@ -38,6 +38,7 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
         "MAIL_TRANSPORT": "smtp",
         "SMS_TRANSPORT": "twilio",
         "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
+        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
         "TRUSTED_PROXY_COUNT": "1",  # as behind one TLS-terminating proxy

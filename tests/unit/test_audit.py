@@ -1,96 +1,164 @@
-"""The audit trail: what is recorded, the hash chain, and the append-only table."""
+"""The audit trail: what is recorded, the plain INSERT, sealing in order, and the append-only table.
+
+The keyed seal, checkpoints and verification against attacks are in test_audit_seal.py; the
+parallel sign-ins, several sealers and the pages in tests/functional/test_audit_trail.py.
+"""
 
 import json
 import re
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from portal import audit
+from portal.audit import seal
 from portal.extensions import db
 from portal.models import AuditEvent
+from tests.audit_helpers import (
+    all_rows,
+    is_postgres,
+    record_some,
+    seal_all,
+    sealed_rows,
+    tamper,
+    use_checkpoint_file,
+)
 from tests.factories import PASSWORD, make_enrollment, make_user
 
 
-def is_postgres():
-    return db.engine.dialect.name == "postgresql"
+def test_recording_is_one_plain_insert(app):
+    """Does writing an event cost exactly one INSERT: no lock row, no read of the chain's head?"""
+    from types import SimpleNamespace
 
+    created = make_user()
+    user = SimpleNamespace(id=created.id, practice_id=created.practice_id)
+    seen = []
 
-def tamper(sql: str, **params) -> None:
-    """Edit the table by hand, as an attacker with database access would."""
-    with db.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        connection.execute(text(sql), params)
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
 
-
-def record_some(user, n=5):
-    for i in range(n):
-        audit.record("logout", actor=user, subject=user, detail={"i": i})
+    sa_event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        audit.record("logout", actor=user, subject=user)
+        audit.record("login.succeeded", actor=user, subject=user)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", listen)
     db.session.commit()
+    assert len(seen) == 2 and all(s.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS") for s in seen), seen
+    rows = all_rows()
+    assert [row.seal_seq for row in rows] == [None, None]  # unsealed until the sealer runs
+    assert all(row.seal_mac is None and row.seal_key_id is None and row.sealed_at is None for row in rows)
+
+
+def test_the_sealer_seals_committed_rows_in_id_order(app):
+    """Does a pass give every committed row the next seal number, in id order, under the newest key?"""
+    user = make_user()
+    record_some(user, 3)
+    assert seal_all() == 3
+    record_some(user, 2)
+    assert seal_all() == 2 and seal_all() == 0
+    rows = all_rows()
+    assert [row.seal_seq for row in rows] == [1, 2, 3, 4, 5]
+    assert {row.seal_key_id for row in rows} == {"test"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", row.seal_mac) for row in rows)
+    assert audit.verify_chain().ok
 
 
 def test_chain_verifies_and_cli_says_so(app, runner):
     user = make_user()
     record_some(user)
+    seal_all()
     assert audit.verify_chain().ok
     result = runner.invoke(args=["audit", "verify"])
-    assert result.exit_code == 0 and "5 events verified" in result.output
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output and "5 sealed and verified" in result.output
 
 
-def test_editing_a_row_breaks_the_chain_at_that_row(app, runner):
+def test_editing_a_sealed_row_breaks_the_chain_at_that_row(app, runner):
     """If someone edits an event by hand, does `flask audit verify` fail and name that row?"""
     user = make_user()
     record_some(user)
-    ids = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
+    seal_all()
+    ids = [row.id for row in sealed_rows()]
     tamper("UPDATE audit_events SET outcome = 'failure' WHERE id = :id", id=ids[2])
-    db.session.expire_all()
     report = audit.verify_chain()
-    assert not report.ok and report.broken_id == ids[2] and report.checked == 2
+    assert not report.ok and report.broken_id == ids[2] and report.sealed == 2
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code != 0
-    assert f"event id {ids[2]}" in result.output
+    assert f"event id {ids[2]}" in result.output and "FAILED" in result.output
 
 
-def test_deleting_a_row_breaks_the_chain_at_the_next_row(app, runner):
+def test_deleting_a_sealed_row_breaks_the_chain_at_the_next_row(app):
     user = make_user()
     record_some(user)
-    ids = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)).all()
+    seal_all()
+    ids = [row.id for row in sealed_rows()]
     tamper("DELETE FROM audit_events WHERE id = :id", id=ids[1])
-    db.session.expire_all()
     report = audit.verify_chain()
     assert report.broken_id == ids[2]
-    assert "link" in report.reason
+    assert "removed" in report.reason
 
 
-def test_rewriting_a_row_and_its_hash_is_still_caught(app):
-    """Recomputing the edited row's own hash breaks the link of the row after it."""
+def test_rewriting_a_row_and_its_old_style_hashes_is_still_caught(app):
+    """Recomputing the unkeyed hashes with the portal's own `row_hash` does not help: the row's
+    MAC, which needs the key, no longer matches."""
     user = make_user()
     record_some(user)
-    rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
-    target = rows[1]
+    seal_all()
+    target = sealed_rows()[1]
     target.detail = json.dumps({"i": 99})
-    new_hash = audit.row_hash(target.prev_hash, target)
-    db.session.rollback()
-    tamper("UPDATE audit_events SET detail = :detail, row_hash = :hash WHERE id = :id",
-           detail=json.dumps({"i": 99}), hash=new_hash, id=rows[1].id)
-    db.session.expire_all()
-    assert audit.verify_chain().broken_id == rows[2].id
+    new_hash = audit.row_hash(audit.GENESIS, target)
+    tamper("UPDATE audit_events SET detail = :detail, prev_hash = :prev, row_hash = :hash WHERE id = :id",
+           detail=target.detail, prev=audit.GENESIS, hash=new_hash, id=target.id)
+    report = audit.verify_chain()
+    assert report.broken_id == target.id and "MAC" in report.reason
 
 
-def test_postgres_rejects_update_and_delete(app):
-    """Does the database itself refuse to change or remove audit rows?"""
+def test_postgres_rejects_update_delete_and_truncate(app, tmp_path):
+    """Does the database itself refuse to change or remove audit rows (sealed or not) and
+    checkpoint copies?"""
+    if not is_postgres():
+        pytest.skip("the append-only trigger exists on PostgreSQL (CI's second pass)")
+    use_checkpoint_file(tmp_path / "checkpoints.jsonl")
+    user = make_user()
+    record_some(user, 2)
+    seal_all()
+    seal.write_checkpoint(force=True)
+    record_some(user, 1)
+    for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events",
+                      "TRUNCATE audit_events", "UPDATE audit_events SET seal_mac = NULL",
+                      "UPDATE audit_events SET seal_seq = seal_seq + 10 WHERE seal_seq IS NOT NULL",
+                      "UPDATE audit_checkpoints SET seq = 0", "DELETE FROM audit_checkpoints",
+                      "TRUNCATE audit_checkpoints"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.engine.begin() as connection:
+                connection.execute(text(statement))
+    assert len(all_rows()) == 3
+
+
+def test_postgres_lets_the_sealer_fill_empty_seal_columns_once_and_nothing_else(app):
+    """The trigger's one exception: an UPDATE that only fills the empty seal columns. Filling
+    them and changing the row at the same time, or sealing a sealed row again, is refused."""
     if not is_postgres():
         pytest.skip("the append-only trigger exists on PostgreSQL (CI's second pass)")
     user = make_user()
     record_some(user, 1)
-    for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with db.engine.begin() as connection:
-                connection.execute(text(statement))
+    row_id = all_rows()[0].id
+    seal_values = "seal_seq = 99, seal_mac = repeat('a', 64), seal_key_id = 'x', sealed_at = now()"
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db.engine.begin() as connection:
+            connection.execute(text(f"UPDATE audit_events SET {seal_values}, outcome = 'x' WHERE id = :id"),
+                               {"id": row_id})
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db.engine.begin() as connection:  # part of the seal only
+            connection.execute(text("UPDATE audit_events SET seal_seq = 99 WHERE id = :id"), {"id": row_id})
+    assert seal_all() == 1
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db.engine.begin() as connection:
+            connection.execute(text(f"UPDATE audit_events SET {seal_values} WHERE id = :id"), {"id": row_id})
+    assert audit.verify_chain().ok
 
 
 def test_flows_are_recorded_with_who_what_where(app, client, auth, outbox, clock):
@@ -143,8 +211,8 @@ def test_unknown_event_types_are_refused(app):
         audit.record("made.up")
 
 
-def test_concurrent_writers_keep_one_chain(make_app, app):
-    """Do parallel requests writing events still produce an unbroken chain?"""
+def test_concurrent_writers_then_one_sealer_make_one_chain(make_app, app):
+    """Do parallel requests writing events, then a sealer, produce one unbroken chain?"""
     import threading
     from types import SimpleNamespace
 
@@ -169,9 +237,9 @@ def test_concurrent_writers_keep_one_chain(make_app, app):
     for thread in threads:
         thread.join()
     assert not errors
-    db.session.expire_all()
+    assert seal_all() == 10 * len(threads)
     report = audit.verify_chain()
-    assert report.ok and report.checked == 10 * len(threads)
+    assert report.ok and report.sealed == report.checked == 10 * len(threads)
 
 
 def test_invitation_reset_switch_and_lock_events_are_recorded(app, client, auth, outbox, clock):
@@ -211,45 +279,47 @@ def test_invitation_reset_switch_and_lock_events_are_recorded(app, client, auth,
     assert events["mfa.locked"].outcome == "failure"
 
 
-def chain() -> list[tuple[str, str, str]]:
-    db.session.expire_all()
-    return [(row.event_type, row.prev_hash, row.row_hash)
-            for row in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
-
-
-def test_events_of_one_transaction_link_to_each_other(app):
-    """Do several events written in one transaction each link to the one before?"""
+def test_events_of_one_transaction_are_sealed_one_after_the_other(app):
+    """Several events written in one transaction: sealed in id order, each MAC over the one before."""
     user = make_user()
     audit.record("logout", actor=user, subject=user)
     audit.record("login.succeeded", actor=user, subject=user)
     audit.record("logout", actor=user, subject=user, commit=True)
-    rows = chain()
-    assert [prev for _, prev, _ in rows] == [audit.GENESIS] + [own for _, _, own in rows[:-1]]
+    seal_all()
+    rows = sealed_rows()
+    assert [row.event_type for row in rows] == ["logout", "login.succeeded", "logout"]
+    assert [row.id for row in rows] == sorted(row.id for row in rows)
     assert audit.verify_chain().ok
 
 
-def test_an_event_rolled_back_is_not_linked_to(app):
-    """After a transaction with an event is rolled back, does the next event link to the last
-    committed one (not to the event that never happened)?"""
+def test_an_event_rolled_back_never_appears_and_id_gaps_do_not_matter(app):
+    """After a transaction with an event is rolled back, is there no trace of it, and does the
+    chain (which follows seal numbers, not ids) still verify across the gap it leaves?"""
     user = make_user()
     audit.record("logout", actor=user, subject=user, commit=True)
     audit.record("mfa.code_sent", actor=user, subject=user)
     db.session.rollback()
     audit.record("login.succeeded", actor=user, subject=user, commit=True)
-    rows = chain()
-    assert [event for event, _, _ in rows] == ["logout", "login.succeeded"]
-    assert rows[1][1] == rows[0][2]
+    if not is_postgres():  # SQLite reuses the id; make the gap a sequence would leave
+        row = all_rows()[-1]
+        tamper("UPDATE audit_events SET id = id + 5 WHERE id = :id", id=row.id)
+    seal_all()
+    rows = sealed_rows()
+    assert [row.event_type for row in rows] == ["logout", "login.succeeded"]
+    assert rows[1].id - rows[0].id > 1  # a gap in the ids
+    assert [row.seal_seq for row in rows] == [1, 2]
     assert audit.verify_chain().ok
 
 
-def test_an_event_after_a_commit_links_to_another_writers_event(app, make_app):
-    """Once a transaction ends, does its next event read the head again (another instance may
-    have written in between)?"""
+def test_an_event_from_another_instance_is_sealed_into_the_same_chain(app, make_app):
+    """Rows written by another instance (its own engine) join the one chain in id order."""
     user = make_user()
     audit.record("logout", actor=user, subject=user, commit=True)
     other = make_app()
     with other.app_context():
         audit.record("mfa.code_sent", commit=True)
+        seal.seal_pending()
     audit.record("login.succeeded", actor=user, subject=user, commit=True)
-    assert [event for event, _, _ in chain()] == ["logout", "mfa.code_sent", "login.succeeded"]
+    seal_all()
+    assert [row.event_type for row in sealed_rows()] == ["logout", "mfa.code_sent", "login.succeeded"]
     assert audit.verify_chain().ok

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config import DEV_MFA_KEY, DEV_SECRET_KEY, ProductionConfig, database_url
+from config import DEV_AUDIT_KEY, DEV_MFA_KEY, DEV_SECRET_KEY, TEST_AUDIT_KEY, ProductionConfig, database_url
 from portal import create_app
 
 GOOD = {
@@ -15,6 +15,7 @@ GOOD = {
     "EMAIL_ALLOW_TEST_DOMAIN": False,
     "SMS_TRANSPORT": "twilio",
     "MFA_ENCRYPTION_KEYS": ["Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q="],
+    "AUDIT_KEYS": ["k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ=="],
 }
 
 
@@ -46,6 +47,10 @@ def test_production_starts_with_safe_settings():
     ({"EMAIL_ALLOW_TEST_DOMAIN": True}, "EMAIL_ALLOW_TEST_DOMAIN"),
     ({"MFA_ENCRYPTION_KEYS": []}, "MFA_ENCRYPTION_KEYS"),
     ({"MFA_ENCRYPTION_KEYS": [DEV_MFA_KEY]}, "MFA_ENCRYPTION_KEYS"),
+    ({"AUDIT_KEYS": []}, "AUDIT_KEYS"),
+    ({"AUDIT_KEYS": [DEV_AUDIT_KEY]}, "AUDIT_KEYS"),
+    ({"AUDIT_KEYS": [TEST_AUDIT_KEY]}, "AUDIT_KEYS"),
+    ({"AUDIT_KEYS": ["k1:c2hvcnQ="]}, "AUDIT_KEYS"),
     ({"SMS_TRANSPORT": "outbox"}, "SMS_TRANSPORT"),
 ])
 def test_production_refuses_unsafe_settings(overrides, complaint):
