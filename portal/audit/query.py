@@ -1,4 +1,7 @@
-"""Reading the audit trail: filtered, newest first, paged by id (keyset) so deep pages stay fast."""
+"""Reading the audit trail: filtered, newest first, paged by id (keyset) so deep pages stay fast.
+
+Each row says whether it is sealed; the page says when the last checkpoint was written (read
+in the same statement as the rows)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy import select
 from portal.audit import EVENT_TYPES
 from portal.extensions import db
 from portal.models import AuditEvent, Practice, User
+from portal.models.audit import AuditCheckpoint
 
 PER_PAGE = 50
 
@@ -74,12 +78,30 @@ class EventRow:
         return json.loads(self.event.detail or "{}")
 
 
-def events(filters: AuditFilter, per_page: int = PER_PAGE) -> tuple[list[EventRow], int | None]:
-    """One page of events (one query) and the `before` id of the next page, if any."""
+@dataclass(frozen=True)
+class CheckpointInfo:
+    written_at: datetime
+    seq: int
+
+
+class EventPage(list):
+    """A page of EventRows; `last_checkpoint` is the newest checkpoint written, or None."""
+
+    last_checkpoint: CheckpointInfo | None = None
+
+
+_LAST = select(AuditCheckpoint.written_at, AuditCheckpoint.seq).order_by(AuditCheckpoint.id.desc()).limit(1)
+
+
+def events(filters: AuditFilter, per_page: int = PER_PAGE) -> tuple[EventPage, int | None]:
+    """One page of events (one query, which also reads the last checkpoint) and the `before`
+    id of the next page, if any."""
     actor = db.aliased(User)
     subject = db.aliased(User)
+    last = _LAST.subquery()
     statement = (
-        select(AuditEvent, actor.email, subject.email, Practice.name)
+        select(AuditEvent, actor.email, subject.email, Practice.name,
+               select(last.c.written_at).scalar_subquery(), select(last.c.seq).scalar_subquery())
         .outerjoin(actor, actor.id == AuditEvent.actor_id)
         .outerjoin(subject, subject.id == AuditEvent.subject_id)
         .outerjoin(Practice, Practice.id == AuditEvent.practice_id)
@@ -98,7 +120,13 @@ def events(filters: AuditFilter, per_page: int = PER_PAGE) -> tuple[list[EventRo
     if filters.before:
         statement = statement.where(AuditEvent.id < filters.before)
     rows = db.session.execute(statement.order_by(AuditEvent.id.desc()).limit(per_page + 1)).all()
-    page = [EventRow(event, actor_email, subject_email, practice_name)
-            for event, actor_email, subject_email, practice_name in rows[:per_page]]
+    page = EventPage(EventRow(event, actor_email, subject_email, practice_name)
+                     for event, actor_email, subject_email, practice_name, _, _ in rows[:per_page])
+    if rows:
+        written_at, seq = rows[0][4], rows[0][5]
+    else:  # no row to carry it: ask once more
+        written_at, seq = db.session.execute(_LAST).first() or (None, None)
+    if written_at is not None:
+        page.last_checkpoint = CheckpointInfo(written_at, seq)
     next_before = page[-1].event.id if len(rows) > per_page else None
     return page, next_before

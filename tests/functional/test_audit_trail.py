@@ -1,5 +1,6 @@
 """The audit trail under concurrency and on the pages: sign-ins do not wait on each other for
-the audit write, a late row is still sealed, several sealers make one chain, the queue seals."""
+the audit write, a late row is still sealed, several sealers make one chain, the queue seals,
+and support and practice admins see what is sealed and when the last checkpoint was written."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from portal.extensions import db
 from portal.models import AuditEvent
 from portal.tasks import jobs
 from tests.audit_helpers import all_rows, is_postgres, record_some, seal_all, sealed_rows, use_checkpoint_file
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_enrollment, make_user
+from tests.functional.mfa_helpers import totp_now
+from tests.functional.practice_review_helpers import login_admin
 
 
 def plain(user) -> SimpleNamespace:
@@ -174,3 +177,51 @@ def test_the_queue_seals_and_the_periodic_tasks_schedule_passes_and_checkpoints(
     assert body["seq"] == 5 and jobs.audit_checkpoint.call_local() is None  # not due again yet
     assert len(path.read_text().splitlines()) == 1
     assert audit.verify_chain([str(path)]).ok
+
+
+# -- 5. readable: the pages ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def support(app, client, auth, clock):
+    user = make_user("support@portal.test", role="support", display_name="Sasha Support")
+    secret = make_enrollment(user, "totp")
+    assert auth.login_totp("support@portal.test", PASSWORD, secret).status_code == 303
+    clock.advance(seconds=30)
+    response = client.post("/support/confirm", data={"password": PASSWORD, "code": totp_now(secret, clock)})
+    assert response.status_code == 303
+    return user
+
+
+def test_support_audit_page_shows_what_is_sealed_and_the_last_checkpoint(app, client, support, tmp_path):
+    use_checkpoint_file(tmp_path / "checkpoints.jsonl", app)
+    page = client.get("/support/audit").get_data(as_text=True)
+    assert "No checkpoint written yet." in page and "Not yet sealed" in page
+    assert seal_all() >= 1
+    body = seal.write_checkpoint(force=True)
+    audit.record("logout", actor=support, subject=support, commit=True)  # after the checkpoint: unsealed
+    page = client.get("/support/audit").get_data(as_text=True)
+    written = body["at"][:19].replace("T", " ")
+    assert f"Last checkpoint written {written} UTC, covering events up to seal #{body['seq']}." in page
+    rows = all_rows()
+    newest, oldest = rows[-1], rows[0]
+    after_newest = page.split(f'<tr id="event-{newest.id}">')[1]
+    assert "Not yet sealed" in after_newest[:2000]
+    after_oldest = page.split(f'id="event-{oldest.id}"')[1]
+    assert f"Sealed #{oldest.seal_seq}" in after_oldest[:2000]
+    assert "about every 10 seconds" in page and "every five minutes" in page
+
+
+def test_practice_events_page_shows_what_is_sealed_and_the_last_checkpoint(app, client, auth, alder, tmp_path):
+    use_checkpoint_file(tmp_path / "checkpoints.jsonl", app)
+    auth.login("finn@alder.test", PASSWORD)
+    auth.logout()
+    seal_all()
+    body = seal.write_checkpoint(force=True)
+    login_admin(auth, alder)  # its own events come after the checkpoint, unsealed
+    page = client.get("/practice/audit").get_data(as_text=True)
+    assert f"covering events up to seal #{body['seq']}" in page
+    assert "Sealed #1" in page and "Not yet sealed" in page
+    # An empty page (a filter matching nothing) still says when the last checkpoint was written.
+    page = client.get("/practice/audit", query_string={"event_type": "mfa.cleared"}).get_data(as_text=True)
+    assert "No events match." in page and f"covering events up to seal #{body['seq']}" in page
