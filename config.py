@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -36,6 +37,10 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 def database_url(url: str | None) -> str:
     """Normalise a database URL so PostgreSQL always goes through psycopg 3."""
     if not url:
@@ -53,6 +58,9 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     # Base URL for links in emails; never taken from the request's Host header.
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # Host names the portal answers for (portal/hosts.py); any other Host gets a 400. A name
+    # starting with "." also admits its subdomains. Unset: any host (production: see there).
+    TRUSTED_HOSTS = _list("TRUSTED_HOSTS") or None
 
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
     # hide_parameters: database errors (and so logs) never carry the values being written.
@@ -241,6 +249,7 @@ class TestingConfig(Config):
     EMAIL_ALLOW_TEST_DOMAIN = True
     PUBLIC_BASE_URL = "http://portal.test"
     SESSION_REDIS_URL = os.environ.get("TEST_SESSION_REDIS_URL")
+    TRUSTED_HOSTS = None  # the test client's "localhost"; tests of the host check set their own
     QUEUE_REDIS_URL = os.environ.get("TEST_QUEUE_REDIS_URL")
     QUEUE_RETRY_DELAY_SECONDS = 0.2
 
@@ -253,6 +262,8 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-portal_session"
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+    # Only the portal's own names: TRUSTED_HOSTS, or else the host of PUBLIC_BASE_URL.
+    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or [urlsplit(Config.PUBLIC_BASE_URL).hostname or ""]
 
     @classmethod
     def validate(cls, settings) -> None:
@@ -265,6 +276,8 @@ class ProductionConfig(Config):
             problems.append("debug mode must be off in production (unset FLASK_DEBUG)")
         if settings.get("DEV_OUTBOX"):
             problems.append("DEV_OUTBOX must be off in production")
+        if not settings.get("TRUSTED_HOSTS") or not all(settings["TRUSTED_HOSTS"]):
+            problems.append("TRUSTED_HOSTS must name the portal's host names (default: the host of PUBLIC_BASE_URL)")
         if settings.get("EMAIL_ALLOW_TEST_DOMAIN"):
             problems.append("EMAIL_ALLOW_TEST_DOMAIN must be off in production")
         keys = settings.get("MFA_ENCRYPTION_KEYS") or []

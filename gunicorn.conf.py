@@ -12,7 +12,16 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 # The access log records no query strings, and masks the one-time tokens of invitation and
 # password-reset links (they are part of the path).
 logger_class = "portal.logging.PortalGunicornLogger"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Whose X-Forwarded-Proto (and -Ssl, -Protocol) gunicorn believes, so a client cannot claim
+# HTTPS: the same rule as the app's ProxyFix. No proxy (TRUSTED_PROXY_COUNT=0, the default):
+# nobody, not even a client on this host. Behind proxies: their addresses, which must be given.
+# (Connections over a Unix socket are always believed by gunicorn: bind one only for the proxy.)
+if int(os.environ.get("TRUSTED_PROXY_COUNT") or 0) > 0:
+    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    if not forwarded_allow_ips:
+        raise RuntimeError("TRUSTED_PROXY_COUNT is set: FORWARDED_ALLOW_IPS must list the proxies' addresses")
+else:
+    forwarded_allow_ips = ""
 
 # Metrics (/metrics) in multi-process mode: each worker writes its counts to files in
 # PROMETHEUS_MULTIPROC_DIR and a scrape adds them up. It must be set before the workers fork

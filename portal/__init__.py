@@ -42,7 +42,7 @@ def create_app(config=None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
-    from portal import access, audit, cli, delivery, errors, headers, htmx, tasks, wording
+    from portal import access, audit, cli, delivery, errors, headers, hosts, htmx, request_shape, tasks, wording
     from portal import logging as portal_logging  # not the standard library's logging
     from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
@@ -63,6 +63,10 @@ def create_app(config=None) -> Flask:
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
+    # First of the before_request hooks (after logging's timer), in this order: a foreign Host,
+    # then a form with a file part or a repeated field, get the 400 page before CSRFProtect.
+    hosts.init_app(app)
+    request_shape.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
     delivery.init_app(app)

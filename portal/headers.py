@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, redirect, request
 
 CSP = "; ".join(
@@ -18,6 +20,13 @@ CSP = "; ".join(
 )
 
 
+def https_url(public_base_url: str) -> str:
+    """This request's address on HTTPS at the portal's configured host (PUBLIC_BASE_URL),
+    never at the Host the request named."""
+    asked = urlsplit(request.url)
+    return asked._replace(scheme="https", netloc=urlsplit(public_base_url).netloc).geturl()
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def require_https():
@@ -25,7 +34,7 @@ def init_app(app: Flask) -> None:
             return None
         if request.endpoint in ("health.liveness", "health.readiness", "health.metrics"):
             return None
-        return redirect(request.url.replace("http://", "https://", 1), code=308)
+        return redirect(https_url(app.config["PUBLIC_BASE_URL"]), code=308)
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:

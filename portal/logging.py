@@ -120,6 +120,9 @@ def init_app(app: Flask) -> None:
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.DEBUG if app.debug else logging.INFO)
     access = logging.getLogger(ACCESS_LOGGER)
+    dev_server = logging.getLogger("werkzeug")
+    if not any(isinstance(existing, MaskLinkTokens) for existing in dev_server.filters):
+        dev_server.addFilter(MaskLinkTokens())
 
     def start_timer():
         g.log_started = time.perf_counter()
@@ -150,10 +153,27 @@ def json_logs_from_environment() -> bool:
 
 
 _TOKEN_PATH = re.compile(r"^/(invitations|reset-password)/[^/?\s]+")
+_TOKEN_ANYWHERE = re.compile(r"/(invitations|reset-password)/[^/?\s\"]+")
+_QUERY = re.compile(r"([A-Z]+ /[^?\s\"]*)\?[^\s\"]*")
 
 
 def mask_path(path: str) -> str:
     return _TOKEN_PATH.sub(r"/\1/[token]", path or "")
+
+
+def mask_tokens(text: str) -> str:
+    """Mask every invitation or reset token in a line (a request line, an error message)."""
+    return _TOKEN_ANYWHERE.sub(r"/\1/[token]", text or "")
+
+
+class MaskLinkTokens(logging.Filter):
+    """The development server's request log (werkzeug's, under `flask run`) as gunicorn's:
+    link tokens masked and no query string on the request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_tokens(_QUERY.sub(r"\1", record.getMessage()))
+        record.args = ()
+        return True
 
 
 class PortalGunicornLogger(Logger):
@@ -168,6 +188,5 @@ class PortalGunicornLogger(Logger):
         atoms = super().atoms(resp, req, environ, request_time)
         for key in ("U", "r"):
             if key in atoms:
-                atoms[key] = mask_path(atoms[key]) if key == "U" else re.sub(
-                    r"/(invitations|reset-password)/[^/?\s]+", r"/\1/[token]", atoms[key])
+                atoms[key] = mask_path(atoms[key]) if key == "U" else mask_tokens(atoms[key])
         return atoms

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from portal import audit
 from portal.accounts import passwords, tokens
 from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired
-from portal.accounts.users import create_user, normalise_email
+from portal.accounts.users import create_user, find_by_email, normalise_email
 from portal.delivery import send_email
 from portal.extensions import db
 from portal.models import Invitation, User
@@ -20,17 +20,24 @@ PURPOSE = "invitation"
 
 
 def invite(*, admin: User, email: str, display_name: str, role: str, now: datetime) -> Invitation:
-    """Create an invitation to the admin's practice and email its link.
+    """Create an invitation to the admin's practice and email it.
 
-    Raises EmailTaken, InvalidEmail, ValueError (role), DeliveryError. On a delivery failure
-    nothing is kept, so the admin can simply try again. Earlier open invitations for the
-    same address and practice are revoked, leaving one live link.
+    Raises InvalidEmail, ValueError (role), DeliveryError. On a delivery failure nothing is
+    kept, so the admin can simply try again. Earlier open invitations for the same address and
+    practice are revoked, leaving one live link.
+
+    Whether the address already has an account (in this practice, another, or support staff)
+    changes nothing the admin can see or time: either way the same invitation record is
+    written (its link signed), one email goes out through the same transport within the
+    request, the same event is recorded, and the record shows among the open invitations. A
+    new address gets the link. The owner of an existing account gets a short notice instead
+    (who tried, from which practice) and never the link, so that record can never be
+    accepted; it expires like any other.
     """
     if role not in PRACTICE_ROLES:
         raise ValueError(f"Unknown role {role!r}")
     email = normalise_email(email)
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise EmailTaken()
+    owner = find_by_email(email)
     for old in db.session.scalars(
         select(Invitation).where(
             Invitation.email == email,
@@ -44,17 +51,18 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
                             invited_by_id=admin.id, created_at=now,
                             expires_at=now + current_app.config["INVITATION_MAX_AGE"])
     link = tokens.issue_link(invitation, PURPOSE, "auth.accept_invitation")
+    portal_name = current_app.config["PORTAL_NAME"]
+    if owner is None:
+        to, subject, template = email, f"You are invited to {portal_name}", "invitation"
+        values = dict(invitation=invitation, link=link,
+                      hours=int(current_app.config["INVITATION_MAX_AGE"].total_seconds() // 3600))
+    else:
+        to, subject, template = owner.email, f"Someone tried to invite you to {portal_name}", \
+            "invitation_existing_account"
+        values = dict(display_name=owner.display_name)
     try:
-        send_email(
-            email,
-            f"You are invited to {current_app.config['PORTAL_NAME']}",
-            "invitation",
-            invitation=invitation,
-            practice_name=admin.practice.name,
-            inviter_name=admin.display_name,
-            link=link,
-            hours=int(current_app.config["INVITATION_MAX_AGE"].total_seconds() // 3600),
-        )
+        send_email(to, subject, template, practice_name=admin.practice.name, inviter_name=admin.display_name,
+                   **values)
     except Exception:
         db.session.rollback()
         raise
@@ -65,7 +73,10 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
 
 
 def open_for_practice(practice_id: int, *, now: datetime) -> list[Invitation]:
-    """Invitations of the practice that can still be accepted, newest first."""
+    """Invitations of the practice neither accepted, revoked nor expired, newest first.
+
+    Those sent to an address that already had an account are listed too (no one holds their
+    link): the list must not tell the admin which addresses have accounts."""
     return list(db.session.scalars(
         select(Invitation)
         .where(Invitation.practice_id == practice_id, Invitation.accepted_at.is_(None),

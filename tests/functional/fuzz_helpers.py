@@ -2,7 +2,9 @@
 
 Hypothesis drives the public forms (Log In, the code step, links in emails) and the forms of a
 logged-in user (phone number, invitations) with any Unicode text (NUL included), values up
-to ~100 KB, missing and repeated fields, raw bytes, multipart bodies and wrong methods.
+to ~100 KB, missing and repeated fields, raw bytes, multipart bodies and wrong methods; and
+every POST endpoint, for every role, with file parts and repeated fields (which the portal
+refuses with a 400 before anything runs: portal/request_shape.py).
 
 Function-scoped fixtures run once per test, not per example, so the database carries over
 between examples: each property compares the state just before and just after its own
@@ -13,11 +15,12 @@ users.failed_password_count, a lock and its notice) are not counted as writes.
 from __future__ import annotations
 
 import re
+import secrets
 from urllib.parse import parse_qsl, urlencode
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, func, select
 from werkzeug.datastructures import MultiDict
 
 from portal.extensions import db
@@ -45,7 +48,7 @@ HUGE = st.builds(
     st.integers(min_value=1_000, max_value=100_000),
 )
 VALUE = st.one_of(TEXT, HUGE, st.sampled_from(["", " ", "\x00", "\r\n", "%00", "' OR '1'='1", "<script>"]))
-# None leaves the field out; a list sends it several times (the form reads the first).
+# None leaves the field out; a list sends it several times (a 400: portal/request_shape.py).
 FIELD = st.one_of(st.none(), VALUE, st.lists(VALUE, min_size=2, max_size=3))
 EXTRA = st.lists(st.tuples(TEXT, TEXT), max_size=2)
 ENCODING = st.sampled_from(["urlencoded", "urlencoded", "multipart", "raw"])
@@ -74,6 +77,12 @@ def form_pairs(extra=(), **fields) -> list[tuple[str, str]]:
     return pairs + list(extra)
 
 
+def repeats(pairs) -> bool:
+    """True if some field name is sent more than once (the server refuses the form)."""
+    names = [name for name, _ in pairs]
+    return len(names) != len(set(names))
+
+
 def first(value):
     """What the form sees for a field: the first value sent, or None."""
     if isinstance(value, list):
@@ -99,6 +108,46 @@ def send(client, method: str, path: str, pairs, *, encoding: str = "urlencoded",
                            headers=headers)
     return client.open(path, method=method, data=urlencode(pairs), content_type="application/x-www-form-urlencoded",
                        headers=headers)
+
+
+def _header_text(text: str) -> str:
+    """A name or file name inside a multipart header, escaped as browsers do (HTML's form
+    encoding: quote, backslash and line breaks percent-encoded)."""
+    return (text.replace("%", "%25").replace('"', "%22").replace("\\", "%5C").replace("\r", "%0D")
+            .replace("\n", "%0A"))
+
+
+def multipart(parts) -> tuple[bytes, str]:
+    """A multipart/form-data body as a browser writes it, and its content type. Each part is
+    (name, text) for a field or (name, file name, content bytes, content type) for a file."""
+    boundary = "----PortalFuzz" + secrets.token_hex(12)
+    chunks = []
+    for part in parts:
+        disposition = f'form-data; name="{_header_text(part[0])}"'
+        if len(part) == 2:
+            head, body = f"Content-Disposition: {disposition}\r\n", part[1].encode()
+        else:
+            _, filename, content, content_type = part
+            head = (f'Content-Disposition: {disposition}; filename="{_header_text(filename)}"\r\n'
+                    f"Content-Type: {content_type}\r\n")
+            body = content
+        chunks.append(f"--{boundary}\r\n{head}\r\n".encode() + body + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+def database_state() -> dict[str, list[tuple]]:
+    """Every row of every table in the database (as it is, not as the models say): a request
+    that writes anything at all changes it."""
+    connection = db.session.connection()
+    tables = MetaData()
+    tables.reflect(bind=connection)
+    state = {}
+    for table in tables.sorted_tables:
+        order = list(table.primary_key.columns) or list(table.columns)
+        state[table.name] = [tuple(row) for row in connection.execute(select(table).order_by(*order))]
+    db.session.rollback()
+    return state
 
 
 def assert_handled(response) -> str:

@@ -32,6 +32,7 @@ from tests.functional.fuzz_helpers import (
     fresh,
     is_wellformed_code,
     parsed_field,
+    repeats,
     row_counts,
     send,
 )
@@ -70,11 +71,14 @@ def test_login_survives_any_input(client, login_user, method, email, password, e
     """Does any Log In request give a 500, sign anyone in, or write more than the expected audit row?"""
     before = row_counts()
     hash_before = fresh(User, login_user.id).password_hash
-    response = send(client, method, "/login", form_pairs(extra, email=email, password=password),
-                    encoding=encoding, raw=raw, headers={"HX-Request": "true"} if htmx else None)
+    pairs = form_pairs(extra, email=email, password=password)
+    response = send(client, method, "/login", pairs, encoding=encoding, raw=raw,
+                    headers={"HX-Request": "true"} if htmx else None)
     assert_handled(response)
     if method == "POST":
         assert response.status_code in (400, 401)
+        if encoding != "raw" and repeats(pairs):
+            assert response.status_code == 400  # a field sent twice: refused before Log In is tried
     else:
         assert response.status_code == 405
     assert row_counts() == before
@@ -119,9 +123,12 @@ def test_code_step_survives_any_input(client, pending_login, code, extra, encodi
     attempts_before = db.session.scalars(select(MfaCode.attempts).where(MfaCode.user_id == user_id)).all()
     db.session.rollback()
 
-    response = send(client, "POST", "/login/code", form_pairs(extra, code=code), encoding=encoding, raw=raw,
+    pairs = form_pairs(extra, code=code)
+    response = send(client, "POST", "/login/code", pairs, encoding=encoding, raw=raw,
                     headers=CODE_HTMX if htmx else None)
     assert_handled(response)
+    if encoding != "raw" and repeats(pairs):
+        assert response.status_code == 400  # a field sent twice: refused before any code is compared
     if is_wellformed_code(sent):
         assert response.status_code in (400, 429)
     else:

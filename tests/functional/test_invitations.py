@@ -1,9 +1,10 @@
 """Account setup by invitation: the only way a practice user's email becomes verified."""
 
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.accounts import invitations
 from portal.clock import now as utcnow
@@ -143,12 +144,66 @@ def test_mismatched_passwords_are_refused(client, outbox, admin):
     assert "The two passwords differ." in response.get_data(as_text=True)
 
 
-def test_inviting_an_existing_user_is_refused(client, admin):
-    """Does inviting an address that already has an account say so, and send nothing?"""
-    make_user("taken@example.test")
-    response = invite(client, email="Taken@Example.test")
-    assert response.status_code == 400
-    assert "already exists" in response.get_data(as_text=True)
+HAS_ACCOUNT = {
+    # case: the address of an existing account
+    "in this practice": "colleague@example.test",
+    "in another practice": "stranger@example.test",
+    "on support staff": "helper@portal.test",
+    "inactive": "gone@example.test",
+}
+
+
+def answer(client, response, address: str) -> tuple:
+    """What the admin sees of an invitation: the response and the page it leads to, with the
+    address taken out of the flash and the open invitations (not out of the member list: the
+    admin knows their own practice's people) and the CSRF token out of the page."""
+    page = client.get(response.headers["Location"])
+    html = page.get_data(as_text=True).replace(f"Invitation sent to {address}.", "Invitation sent to EMAIL.")
+    members, heading, pending = html.partition("<h2>Open invitations</h2>")
+    html = re.sub(r'("X-CSRFToken": "|name="csrf_token" value=")[^"]+', r"\1TOKEN", members + heading
+                  + pending.replace(address, "EMAIL"))
+    return (response.status_code, response.headers["Location"], sorted(response.headers.keys()),
+            response.get_data(as_text=True), page.status_code, html)
+
+
+def test_inviting_an_address_that_has_an_account_looks_like_any_invitation(app, client, outbox, clock, admin):
+    """Does an invitation to an address with an account (in this practice, another, support
+    staff, inactive) get exactly the answer and open-invitation row a new address gets, while
+    the account's owner gets a short notice without any link?"""
+    make_user("colleague@example.test", practice=admin.practice, display_name="Cole League")
+    make_user("stranger@example.test", display_name="Stan Stranger")
+    make_user("helper@portal.test", role="support", display_name="Sasha Support")
+    make_user("gone@example.test", practice=admin.practice, display_name="Gail Gone", active=False)
+    users_before = db.session.scalar(select(func.count(User.id)))
+    answers = {}
+    for case, address in [("new", "new.person@example.test"), *HAS_ACCOUNT.items()]:
+        answers[case] = answer(client, invite(client, email=address), address)
+        # Revoked behind the page's back, so every case starts from an empty list.
+        db.session.execute(update(Invitation).values(revoked_at=clock.now()))
+        db.session.commit()
+    first = answers.pop("new")
+    assert first[0] == 303 and "Invitation sent to EMAIL." in first[-1] and "<td>EMAIL</td>" in first[-1]
+    for case, seen in answers.items():
+        assert seen == first, case
+    assert db.session.scalar(select(func.count(User.id))) == users_before
+    assert "/invitations/" in outbox.last("new.person@example.test").body_text
+    practice = admin.practice.name
+    for address in HAS_ACCOUNT.values():
+        (message,) = outbox.messages(address)
+        assert message.subject == "Someone tried to invite you to Practice Portal"
+        assert f"Ada Admin of {practice} tried to invite this email address" in message.body_text
+        assert f"Ada Admin of {practice} tried to invite this email address" in message.body_html
+        for body in (message.body_text, message.body_html):
+            assert "http" not in body and "/invitations/" not in body  # no link
+
+
+def test_an_address_with_an_account_in_another_spelling_gets_the_notice(client, outbox, admin):
+    """Does an invitation to an existing address typed in another case reach its owner as the notice?"""
+    make_user("stranger@example.test", display_name="Stan Stranger")
+    response = invite(client, email="Stranger@EXAMPLE.test")
+    assert response.status_code == 303
+    assert "Invitation sent to Stranger@EXAMPLE.test." in client.get("/practice/users").get_data(as_text=True)
+    assert outbox.last("stranger@example.test").subject == "Someone tried to invite you to Practice Portal"
 
 
 @pytest.mark.parametrize("data", [

@@ -308,6 +308,7 @@ def test_two_gunicorn_workers_report_one_total(app, database_uri, tmp_path):
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "TRUSTED_PROXY_COUNT": "1",
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the proxy is this test, on loopback
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
     }
     env.pop("DEV_OUTBOX", None)

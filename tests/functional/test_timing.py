@@ -24,6 +24,7 @@ from portal.accounts import passwords
 from portal.clock import now as utcnow
 from portal.extensions import db
 from tests.factories import PASSWORD, make_user
+from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.timing
 
@@ -126,3 +127,67 @@ def test_failed_logins_look_and_take_the_same(timed_app):
             break
     print("median times per trial:", reports)  # shown on failure, or with -rP
     assert not problems, reports
+
+
+# -- invitations: does an address with an account answer faster or slower? ----------------
+
+INVITE_ROUNDS = 20
+HAS_ACCOUNT = ("this practice", "another practice", "support staff")
+
+
+def invitation_trial(client, addresses: dict, shuffle: random.Random) -> tuple[dict, set]:
+    """Invite ROUNDS new addresses and ROUNDS addresses with an account (each once, so neither
+    case revokes an earlier invitation), interleaved; return the medians and the answers seen."""
+    seconds = {"new address": [], "has an account": []}
+    answers = set()
+    for _ in range(INVITE_ROUNDS):
+        order = list(seconds)
+        shuffle.shuffle(order)
+        for case in order:
+            email = addresses[case].pop()
+            started = time.perf_counter()
+            response = client.post("/practice/invitations", data={"email": email, "display_name": "Someone",
+                                                                  "role": "staff"})
+            seconds[case].append(time.perf_counter() - started)
+            answers.add((response.status_code, response.headers.get("Location"),
+                         response.get_data(as_text=True).replace(email, "EMAIL")))
+    return {case: statistics.median(values) for case, values in seconds.items()}, answers
+
+
+def test_invitations_take_the_same_time_whether_or_not_the_address_has_an_account(make_app, app):
+    """Does an invitation to an address with an account (this practice, another, support
+    staff) give the same answer as a new address, in the same time (medians within 25%)?
+    Mail goes over SMTP to a server on loopback, as in production, so a case that skipped
+    sending would show."""
+    with SMTPServer() as smtp:
+        smtp_app = make_app(MAIL_TRANSPORT="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port,
+                            MAIL_SUPPRESS_SEND=False, MAIL_TIMEOUT_SECONDS=5)
+        client = smtp_app.test_client()
+        admin = make_user("timing-admin@example.test", role="practice_admin")
+        needed = INVITE_ROUNDS * (TRIALS + 1)
+        addresses = {"new address": [f"new-{n}@example.test" for n in range(needed)], "has an account": []}
+        for n in range(needed):
+            kind = HAS_ACCOUNT[n % len(HAS_ACCOUNT)]
+            user = make_user(f"has-account-{n}@example.test",
+                             role="support" if kind == "support staff" else "clinician",
+                             practice=admin.practice if kind == "this practice" else None)
+            addresses["has an account"].append(user.email)
+        assert client.post("/login", data={"email": "timing-admin@example.test", "password": PASSWORD}
+                           ).status_code == 303
+        shuffle = random.Random(13)
+        invitation_trial(client, addresses, shuffle)  # warm up: templates, pool, session, SMTP
+        reports = []
+        for _ in range(TRIALS):
+            medians, answers = invitation_trial(client, addresses, shuffle)
+            assert len(answers) == 1, answers
+            assert answers.pop()[0] == 303
+            new, existing = medians["new address"], medians["has an account"]
+            problems = ["the two cases differ by 25% or more"] if abs(new - existing) >= 0.25 * min(new, existing) \
+                else []
+            reports.append(({case: f"{value * 1000:.1f} ms" for case, value in medians.items()}, problems))
+            if not problems:
+                break
+        sent = len(smtp.messages)
+    print("median times per trial:", reports)
+    assert not problems, reports
+    assert sent == 2 * INVITE_ROUNDS * (len(reports) + 1)  # one email per invitation, either way

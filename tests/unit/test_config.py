@@ -52,6 +52,8 @@ def test_production_starts_with_safe_settings():
     ({"AUDIT_KEYS": [TEST_AUDIT_KEY]}, "AUDIT_KEYS"),
     ({"AUDIT_KEYS": ["k1:c2hvcnQ="]}, "AUDIT_KEYS"),
     ({"SMS_TRANSPORT": "outbox"}, "SMS_TRANSPORT"),
+    ({"TRUSTED_HOSTS": []}, "TRUSTED_HOSTS"),
+    ({"TRUSTED_HOSTS": [""]}, "TRUSTED_HOSTS"),
 ])
 def test_production_refuses_unsafe_settings(overrides, complaint):
     """Does production refuse to start on a default key, the outbox or a cheap hash?"""
