@@ -41,6 +41,16 @@ def _list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+def redis_fail_fast(timeout: float) -> dict:
+    """Options of a Redis client that gives up after `timeout` seconds (to connect, and per
+    reply) and never retries: redis-py's default of three retries with back-off would hold a
+    request four times as long on a Redis that is down or hung."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 0)}
+
+
 def database_url(url: str | None) -> str:
     """Normalise a database URL so PostgreSQL always goes through psycopg 3."""
     if not url:
@@ -75,6 +85,9 @@ class Config:
 
     # Server-side sessions: database by default, Redis when SESSION_REDIS_URL is set.
     SESSION_REDIS_URL = os.environ.get("SESSION_REDIS_URL")
+    # Seconds a request waits for the session Redis (to connect, and for each reply; never
+    # retried): past that it gets the 503 "briefly unavailable" page instead of hanging.
+    SESSION_REDIS_TIMEOUT = float(os.environ.get("SESSION_REDIS_TIMEOUT_SECONDS") or 0.5)
     SESSION_KEY_PREFIX = os.environ.get("SESSION_KEY_PREFIX", "portal:session:")
     SESSION_PERMANENT = False
     SESSION_USE_SIGNER = False
@@ -142,7 +155,7 @@ class Config:
     # (account locks for passwords and codes) keep working regardless.
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1}
+    RATELIMIT_STORAGE_OPTIONS = redis_fail_fast(float(os.environ.get("RATELIMIT_REDIS_TIMEOUT_SECONDS") or 0.5))
     RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "portal-limits")
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True

@@ -43,6 +43,7 @@ def create_app(config=None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_prefix=0)
 
     from portal import access, audit, cli, delivery, errors, headers, hosts, htmx, request_shape, tasks, wording
+    from portal import limits as rate_limits
     from portal import logging as portal_logging  # not the standard library's logging
     from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
@@ -72,6 +73,7 @@ def create_app(config=None) -> Flask:
     delivery.init_app(app)
     tasks.init_app(app)
     limiter.init_app(app)
+    rate_limits.init_app(app)  # its fallbacks to memory are logged and counted
     login_manager.init_app(app)
     init_sessions(app)
 

@@ -3,13 +3,48 @@
 Per-address limits key on the client address (ProxyFix-derived). Per-account limits key on
 the normalised email a form names, so one account cannot be hammered from many addresses.
 The lasting protection is in the database (account locks), which no storage outage turns off.
+
+When the limits' storage (Redis) fails, Flask-Limiter counts in this process's memory until it
+answers again (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED); `init_app` makes each switch a warning
+in the portal's log and a count in `portal_ratelimit_fallbacks_total`, and each recovery an
+info line.
 """
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app, request
 
+from portal import metrics
 from portal.extensions import limiter
+
+# Flask-Limiter's own lines (logger "flask-limiter") for a switch to memory and for a recovery.
+_FELL_BACK = "falling back to in-memory storage"
+_RECOVERED = "storage recovered"
+
+
+class _ReportFallbacks(logging.Filter):
+    """Turn Flask-Limiter's lines about its storage into the portal's (counted) own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _FELL_BACK in message:
+            metrics.ratelimit_fallback()
+            logging.getLogger("portal").warning(
+                "rate limits: their storage cannot be reached; counting in this process's memory until it answers")
+            return False
+        if _RECOVERED in message:
+            logging.getLogger("portal").info("rate limits: their storage answers again; counting there")
+            return False
+        return True
+
+
+def init_app(app) -> None:
+    """Report the limits' fallbacks to memory (once per process, whatever the number of apps)."""
+    library = logging.getLogger("flask-limiter")
+    if not any(isinstance(existing, _ReportFallbacks) for existing in library.filters):
+        library.addFilter(_ReportFallbacks())
 
 
 def _config(name: str):

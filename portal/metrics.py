@@ -47,6 +47,10 @@ SENDS_THROTTLED = Counter("portal_code_sends_throttled", "Code sends refused by 
 LOCKS = Counter("portal_account_locks", "Accounts locked after repeated failures, by factor.", ["factor"])
 SUPPORT = Counter("portal_support_actions", "Support actions carried out, by action.", ["action"])
 TASKS_FAILED = Counter("portal_tasks_failed", "Background tasks that failed for good, by task name.", ["task"])
+RATELIMIT_FALLBACKS = Counter("portal_ratelimit_fallbacks", "Times the rate limits' storage failed and they fell "
+                              "back to counting in this process's memory.")
+SESSION_STORE_FAILURES = Counter("portal_session_store_failures", "Requests answered with the 503 page because the "
+                                 "session store could not be reached.")
 
 _queue_depth_source: Callable[[], int | None] | None = None
 _failed_kept_source: Callable[[], int] | None = None
@@ -83,6 +87,16 @@ def support_action(action: str) -> None:
 def task_failed(name: str) -> None:
     """Count a background task that failed for good (its retries used up)."""
     TASKS_FAILED.labels(name if isinstance(name, str) and _TASK_NAME.fullmatch(name) else "other").inc()
+
+
+def ratelimit_fallback() -> None:
+    """Count one switch of the rate limits to per-process memory (their storage failed)."""
+    RATELIMIT_FALLBACKS.inc()
+
+
+def session_store_failed() -> None:
+    """Count one request answered 503 because the session store failed."""
+    SESSION_STORE_FAILURES.inc()
 
 
 def set_queue_depth_source(source: Callable[[], int | None] | None,

@@ -5,20 +5,30 @@ SQLAlchemy store would create its table outside them) and writes through its own
 transactions on the engine, never the request's ORM session: saving a session must not
 commit, or depend on, whatever the request left unfinished. Redis is used when
 SESSION_REDIS_URL is set, so several instances share sessions.
+
+When the store cannot be reached (down, or hung past SESSION_REDIS_TIMEOUT), no session is
+opened and the request is answered with the 503 "briefly unavailable" page before any hook or
+view runs, so nothing is written; a session that cannot be saved at the end turns the response
+into that page. Health checks and static files never open a session. When Redis comes back
+without the sessions it held (restarted without persistence), the people whose sessions were
+lost are told so on their way to Log In.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from datetime import timedelta
 
-from flask import Flask, g
+from flask import Flask, flash, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
 from itsdangerous import want_bytes
-from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
-from portal import clock
+from portal import clock, errors, redis_client
 from portal.extensions import db
 from portal.models.session import ServerSession
 
@@ -33,18 +43,65 @@ _DELETE = delete(_table).where(_table.c.session_id == bindparam("sid"))
 _DELETE_MANY = delete(_table).where(_table.c.session_id.in_(bindparam("sids", expanding=True)))
 
 
+# What a request whose session was lost with the store is told, on its way to Log In.
+SESSIONS_LOST = ("You were logged out because the portal's session store restarted and lost the sessions it held. "
+                 "Log In again to continue.")
+# Endpoints that never open a session: load balancers' checks must not depend on the session
+# store (readiness reports it), and the 503 page's stylesheet must load while it is down.
+SESSIONLESS_ENDPOINTS = ("static", "health.liveness", "health.readiness", "health.metrics")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 class _NoRevival:
     """A session read from the store is only ever updated, never re-created.
 
     Otherwise a request still running when the user logs out (or when support ends the
     session) would write the ended session back at its end, and the old cookie would work again.
     A brand-new or regenerated session id is created as usual.
+
+    Also the store's failures: `store_errors` raised while opening leave the request without a
+    session (Flask's null session, which nothing can write) and `g.session_store_error` set, for
+    the first hook to answer with the 503 page; raised while saving, they replace the response
+    with that page.
     """
 
-    def open_session(self, app: Flask, request) -> ServerSideSession:
-        session = super().open_session(app, request)
-        session.from_store = bool(session)
+    store_errors: tuple[type[BaseException], ...] = ()
+
+    def open_session(self, app: Flask, request) -> ServerSideSession | None:
+        if _sessionless(app, request):
+            return None
+        sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
+        try:
+            self._before_open(request, sid)
+            session = super().open_session(app, request)
+            session.from_store = bool(session)
+            if sid and session.sid != sid:
+                g.session_lost = self._store_lost_sessions(app, sid)
+        except self.store_errors as error:
+            self._store_failed(error)
+            g.session_store_error = error
+            return None
         return session
+
+    def save_session(self, app: Flask, session: ServerSideSession, response) -> None:
+        try:
+            self._save(app, session, response)
+        except self.store_errors as error:
+            self._store_failed(error)
+            errors.replace_with_unavailable(response, error)
+
+    def _save(self, app: Flask, session: ServerSideSession, response) -> None:
+        super().save_session(app, session, response)
+
+    def _before_open(self, request, sid: str | None) -> None:
+        """Called before the session is read (nothing by default)."""
+
+    def _store_failed(self, error: BaseException) -> None:
+        """Called when the store failed (nothing by default)."""
+
+    def _store_lost_sessions(self, app: Flask, sid: str) -> bool:
+        """A cookie named a session the store does not hold: was it lost with the store?"""
+        return False
 
     def regenerate(self, session: ServerSideSession) -> None:
         # Flask-Session leaves an empty session's id alone; one emptied earlier in this request
@@ -59,15 +116,63 @@ class _NoRevival:
 
 
 class RedisSessions(_NoRevival, RedisSessionInterface):
-    """Flask-Session's Redis store; an existing session is only updated (SET ... XX)."""
+    """Flask-Session's Redis store; an existing session is only updated (SET ... XX).
+
+    Whether a missing session was lost with the store: each session id starts with the time it
+    was made (12 hex digits of milliseconds, then 32 random bytes, URL-safe: still only letters,
+    digits, "-" and "_"), and the store keeps a marker key (no expiry) holding that time of the
+    first session written into it. A cookie naming a session the store does not hold, made
+    before that (or with no marker at all yet), names a session the store lost (a restart
+    without persistence, a failover to an empty replica, a flush); one made since ended
+    normally (Log Out, expiry).
+    """
+
+    store_errors = (RedisError, OSError)
+
+    @property
+    def _marker(self) -> str:
+        return f"{self.key_prefix}!holding-since"  # "!" never occurs in a session id
+
+    def _generate_sid(self, id_length: int) -> str:
+        return f"{int(time.time() * 1000):0{_TIME_DIGITS}x}{super()._generate_sid(id_length)}"
+
+    def _before_open(self, request, sid: str | None) -> None:
+        # A request that may write (a POST) finds out now whether the store is there, before
+        # its view commits anything: otherwise only saving the new session would tell.
+        if not sid and request.method not in SAFE_METHODS:
+            self.client.ping()
+
+    def _store_lost_sessions(self, app: Flask, sid: str) -> bool:
+        made_at = _made_at(sid) if len(sid) == _TIME_DIGITS + len(secrets.token_urlsafe(self.sid_length)) else None
+        if made_at is None:  # not an id of ours (made up, or from before this scheme)
+            return False
+        holding_since = _made_at((self.client.get(self._marker) or b"").decode())
+        lost = holding_since is None or holding_since > made_at
+        if lost:
+            app.logger.info("session store: a session was lost with the store (restarted without persistence, "
+                            "or emptied); its holder is asked to Log In again")
+        return lost
 
     def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         data = self.serializer.encode(session)
         ttl = int(session_lifetime.total_seconds())
         if getattr(session, "from_store", False):
             self.client.set(name=store_id, value=data, ex=ttl, xx=True)
-        else:
-            self.client.set(name=store_id, value=data, ex=ttl)
+            return
+        pipe = self.client.pipeline(transaction=False)  # one round trip
+        pipe.set(name=store_id, value=data, ex=ttl)
+        pipe.set(self._marker, session.sid[:_TIME_DIGITS], nx=True)  # the first session's time
+        pipe.execute()
+
+
+_TIME_DIGITS = 12  # a RedisSessions id's prefix: when it was made, in milliseconds (hex)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _made_at(sid: str) -> int | None:
+    """When a session id of RedisSessions (or the marker) says it was made, in milliseconds."""
+    prefix = sid[:_TIME_DIGITS]
+    return int(prefix, 16) if len(prefix) == _TIME_DIGITS and set(prefix) <= _HEX else None
 
 
 class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
@@ -81,6 +186,10 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
     """
 
     ttl = False
+    store_errors = (OperationalError,)
+
+    def _store_failed(self, error: BaseException) -> None:
+        db.session.rollback()
 
     def regenerate(self, session: ServerSideSession) -> None:
         # A stored session emptied earlier in this request still has a record under its id.
@@ -91,9 +200,9 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
             session.modified = True
         session.from_store = False
 
-    def save_session(self, app: Flask, session: ServerSideSession, response) -> None:
+    def _save(self, app: Flask, session: ServerSideSession, response) -> None:
         db.session.rollback()
-        super().save_session(app, session, response)
+        super()._save(app, session, response)
         stale = g.pop("stale_session_ids", [])
         if stale:  # not removed with an upsert (e.g. the session ended empty)
             with db.engine.begin() as connection:
@@ -142,11 +251,37 @@ def init_sessions(app: Flask) -> None:
     )
     redis_url = app.config.get("SESSION_REDIS_URL")
     if redis_url:
-        client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_client.connect(redis_url, timeout=app.config["SESSION_REDIS_TIMEOUT"])
         app.session_interface = RedisSessions(app, client=client, **options)
     else:
         # Expired rows are removed by the queue's house-keeping, not inside requests.
         app.session_interface = DatabaseSessionInterface(app, cleanup_n_requests=None, **options)
+
+    def answer_without_session():
+        """The session store failed as this request came in: the 503 page, before anything
+        (CSRF, rate limits, the login gate, a view) reads the session or writes anywhere. A
+        session lost with the store: say so (shown on the Log In page the gate leads to)."""
+        error = g.pop("session_store_error", None)
+        if error is not None:
+            return errors.session_store_unavailable(error)
+        if g.pop("session_lost", False):
+            flash(SESSIONS_LOST, "info")
+        return None
+
+    # Right after the hooks that time the request and give it its id (inserted before this one,
+    # later, by portal.logging and portal.audit): ahead of every hook that reads the session.
+    app.before_request_funcs.setdefault(None, []).insert(0, answer_without_session)
+
+
+def _sessionless(app: Flask, request) -> bool:
+    """True for a request that never opens a session (SESSIONLESS_ENDPOINTS, by path: the URL
+    is not matched yet when the session is opened)."""
+    paths = app.extensions.get("portal.sessionless_paths")
+    if paths is None:
+        paths = app.extensions["portal.sessionless_paths"] = frozenset(
+            rule.rule for rule in app.url_map.iter_rules()
+            if rule.endpoint in SESSIONLESS_ENDPOINTS and rule.endpoint != "static")
+    return request.path in paths or request.path.startswith(app.static_url_path + "/")
 
 
 def regenerate_session_id(app: Flask, session) -> None:

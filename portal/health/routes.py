@@ -17,16 +17,25 @@ def liveness():
 @bp.route("/readyz")
 @public
 def readiness():
-    """The database (and Redis, when configured) can be reached: safe to send traffic here."""
+    """Can this instance serve pages? Each dependency is named with "ok" or "failed".
+
+    The database and the session store (Redis, when SESSION_REDIS_URL is set) are needed for
+    every page: either failing answers 503. The rate limits' Redis is reported too, but the
+    portal serves without it (the limits count in memory meanwhile): "degraded", still 200, so
+    a load balancer does not take every instance out over it.
+    """
     checks = {"database": _check_database()}
-    redis_urls = {current_app.config.get("SESSION_REDIS_URL"), _redis_storage()} - {None}
-    if redis_urls:
-        checks["redis"] = all(_check_redis(url) for url in redis_urls)
-    ready = all(checks.values())
-    response = jsonify(status="ready" if ready else "unavailable",
-                       checks={k: "ok" if v else "failed" for k, v in checks.items()})
-    response.status_code = 200 if ready else 503
-    if not ready:
+    session_url = current_app.config.get("SESSION_REDIS_URL")
+    if session_url:
+        checks["session_store"] = _check_redis(session_url, "session store")
+    needed = all(checks.values())
+    limits_url = _redis_storage()
+    if limits_url:
+        checks["rate_limit_store"] = _check_redis(limits_url, "rate limits' storage")
+    status = "unavailable" if not needed else "ready" if all(checks.values()) else "degraded"
+    response = jsonify(status=status, checks={k: "ok" if v else "failed" for k, v in checks.items()})
+    response.status_code = 200 if needed else 503
+    if not needed:
         response.headers["Retry-After"] = "5"
     return response
 
@@ -43,7 +52,7 @@ def metrics_text():
 
 def _redis_storage() -> str | None:
     uri = current_app.config.get("RATELIMIT_STORAGE_URI") or ""
-    return uri if uri.startswith(("redis://", "rediss://")) else None
+    return uri if uri.startswith(("redis://", "rediss://", "redis+sentinel://")) else None
 
 
 def _check_database() -> bool:
@@ -56,16 +65,17 @@ def _check_database() -> bool:
         return False
 
 
-def _check_redis(url: str) -> bool:
-    from redis import Redis
+def _check_redis(url: str, name: str) -> bool:
     from redis.exceptions import RedisError
 
+    from portal import redis_client
+
     try:
-        client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client = redis_client.connect(url, timeout=current_app.config["SESSION_REDIS_TIMEOUT"])
         try:
             return bool(client.ping())
         finally:
             client.close()
-    except (RedisError, OSError):
-        current_app.logger.warning("readiness: redis unreachable")
+    except (RedisError, OSError, ValueError) as error:
+        current_app.logger.warning("readiness: the %s cannot be reached (%s)", name, type(error).__name__)
         return False

@@ -17,11 +17,17 @@ def test_liveness_and_readiness(client):
     assert ready.status_code == 200 and ready.json["checks"]["database"] == "ok"
 
 
-def test_readiness_fails_when_redis_is_down(make_app, app):
-    down = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0")
-    response = down.test_client().get("/readyz")
+def test_readiness_names_a_redis_that_is_down(make_app, app):
+    """The session store down: not ready (503). The rate limits' storage down: named, but the
+    portal serves on with limits in memory ("degraded", 200). test_session_store_outage has more."""
+    limits_down = make_app(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0", SESSION_REDIS_URL=None)
+    response = limits_down.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "degraded", "checks": {"database": "ok", "rate_limit_store": "failed"}}
+    sessions_down = make_app(SESSION_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    response = sessions_down.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json["checks"] == {"database": "ok", "redis": "failed"}
+    assert response.json == {"status": "unavailable", "checks": {"database": "ok", "session_store": "failed"}}
     assert response.headers["Retry-After"]
 
 
@@ -119,3 +125,50 @@ def test_generic_500_page_has_a_reference_and_no_trace(make_app, app):
     assert response.status_code == 500
     assert "Something went wrong on our side" in html and response.headers["X-Request-ID"] in html
     assert "secret internals" not in html and "Traceback" not in html
+
+
+def test_a_500_raised_before_the_portals_hooks_logs_its_path_and_request_id(make_app, app, caplog):
+    """An exception while the session is opened (outside any view or hook): the 500 page, and
+    a log line with the method, the path (link token masked) and the id the page quotes."""
+    broken = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the store is on fire")
+
+    broken.session_interface.open_session = fail
+    response = broken.test_client().get("/reset-password/SECRET-TOKEN")
+    reference = response.headers["X-Request-ID"]
+    assert response.status_code == 500 and reference in response.get_data(as_text=True)
+    lines = [record for record in caplog.records if record.levelname == "ERROR" and record.name == "portal"]
+    assert len(lines) == 1
+    assert lines[0].getMessage() == f"unhandled error on GET /reset-password/[token] (reference {reference})"
+    assert lines[0].request_id == reference and lines[0].exc_info
+    assert "SECRET-TOKEN" not in caplog.text
+
+
+def test_a_500_that_escapes_flask_still_logs_its_path_and_request_id(make_app, app, caplog, monkeypatch):
+    """Even the error handler failing (so Flask lets the exception out): not gunicorn's bare
+    500 but the plain error page with a reference, logged with the path and that id."""
+    broken = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    @broken.route("/boom/<token>")
+    def boom(token):
+        raise RuntimeError("secret internals")
+
+    broken.view_functions["boom"].is_public = True
+
+    def failing_page(*args, **kwargs):
+        raise RuntimeError("the error page broke too")
+
+    monkeypatch.setattr("portal.errors.render_error", failing_page)
+    response = broken.test_client().get("/boom/x")
+    html = response.get_data(as_text=True)
+    reference = response.headers["X-Request-ID"]
+    assert response.status_code == 500 and "Something went wrong on our side" in html and reference in html
+    assert "secret internals" not in html and "Traceback" not in html
+    outside = [record for record in caplog.records if "outside the app" in record.getMessage()]
+    assert len(outside) == 1
+    assert outside[0].getMessage() == f"unhandled error outside the app on GET /boom/x (reference {reference})"
+    assert outside[0].request_id == reference
+    # Every line the request wrote carries the same id.
+    assert {record.request_id for record in caplog.records if record.levelname == "ERROR"} == {reference}
