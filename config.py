@@ -101,6 +101,10 @@ class Config:
     # the session itself and is written at most once a minute.
     SESSION_REFRESH_EACH_REQUEST = False
 
+    # Request bodies larger than this get the 413 page before they are read: every form is a
+    # few fields. deploy/nginx.conf's client_max_body_size says the same in front of gunicorn.
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
+
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
 

@@ -3,8 +3,21 @@
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Worker model: threads ("gthread"), GUNICORN_WORKERS processes of GUNICORN_THREADS threads.
+# gunicorn runs behind nginx (deploy/nginx.conf, docs/DEPLOY.md), which reads each request in
+# full before passing it on and takes each response in full, so slow clients never hold a
+# worker; what a request waits on here is PostgreSQL, Redis and, at Log In and set-up, the SMS
+# provider or the mail server (a code is sent inside the request, up to SMS_TIMEOUT_SECONDS or
+# MAIL_TIMEOUT_SECONDS). Threads let a process serve other requests meanwhile, where a sync
+# worker would sit idle; argon2id hashing, the one CPU-heavy step, releases the GIL. A few
+# threads per process stay within SQLAlchemy's pool (5, plus 10 overflow). gevent would need
+# every library (psycopg, redis, twilio) patched; sync stays available for debugging.
+# With threads, GUNICORN_TIMEOUT watches each process, not each request: every outbound call
+# has its own timeout for that reason. Without nginx in front, threads are no defence against
+# slow clients: never expose gunicorn directly.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 accesslog = "-"

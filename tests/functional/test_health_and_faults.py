@@ -127,6 +127,33 @@ def test_generic_500_page_has_a_reference_and_no_trace(make_app, app):
     assert "secret internals" not in html and "Traceback" not in html
 
 
+def test_a_body_over_the_limit_gets_the_413_page_unread(make_app, app):
+    """MAX_CONTENT_LENGTH (64 KiB by default; every form is a few fields): a larger body is
+    refused with the usual page, from its Content-Length, before it is read."""
+    assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
+    client = app.test_client()
+    response = client.post("/login", data={"email": "a@example.test", "password": "x" * (64 * 1024)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "That request was too large." in html and 'href="/static/css/portal.css' in html
+    assert client.post("/login", data={"email": "a@example.test", "password": "x" * 60_000}).status_code != 413
+
+    small = make_app(MAX_CONTENT_LENGTH=512)
+    assert small.test_client().post("/login", data={"email": "a@example.test", "password": "x" * 600}
+                                    ).status_code == 413
+    read = []
+
+    class Unread:  # a body that says how much of it was read
+        def read(self, size=-1):
+            read.append(size)
+            return b""
+
+    response = small.test_client().post("/login", content_type="application/x-www-form-urlencoded",
+                                        environ_overrides={"wsgi.input": Unread(),
+                                                           "CONTENT_LENGTH": str(10 * 1024 * 1024)})
+    assert response.status_code == 413 and read == []
+
+
 def test_a_500_raised_before_the_portals_hooks_logs_its_path_and_request_id(make_app, app, caplog):
     """An exception while the session is opened (outside any view or hook): the 500 page, and
     a log line with the method, the path (link token masked) and the id the page quotes."""
@@ -172,3 +199,20 @@ def test_a_500_that_escapes_flask_still_logs_its_path_and_request_id(make_app, a
     assert outside[0].request_id == reference
     # Every line the request wrote carries the same id.
     assert {record.request_id for record in caplog.records if record.levelname == "ERROR"} == {reference}
+
+
+def test_the_pages_nginx_serves_itself_are_the_portals_own(app):
+    """static/errors/*.html (deploy/nginx.conf's error_page) are what `flask error-pages` writes
+    from the portal's template: regenerate them after changing the template."""
+    from pathlib import Path
+
+    from portal.errors import MESSAGES, proxy_pages
+
+    directory = Path(app.static_folder) / "errors"
+    for name, html in proxy_pages(app).items():
+        assert (directory / name).read_text(encoding="utf-8") == html + "\n", f"run `flask error-pages` ({name})"
+        assert MESSAGES[int(name.split(".")[0])] in html
+    nginx = (Path(app.root_path).parent / "deploy" / "nginx.conf").read_text()
+    for status in (400, 413, 429):
+        assert f"error_page {status} /static/errors/{status}.html;" in nginx
+    assert "error_page 502 503 504 /static/errors/503.html;" in nginx
