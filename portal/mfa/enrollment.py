@@ -19,7 +19,16 @@ from portal.accounts import lockout
 from portal.accounts.users import end_all_sessions
 from portal.extensions import db
 from portal.mfa import codes, messages, methods, phones, policy
-from portal.mfa.errors import CannotClear, EmailNotVerified, EnrollmentExpired, MethodNotAllowed, MfaError
+from portal.mfa.errors import (
+    CannotClear,
+    DeliveryFailed,
+    EmailNotVerified,
+    EnrollmentExpired,
+    MethodNotAllowed,
+    MfaError,
+    NumberNotSaved,
+    SetupCodeNotSent,
+)
 from portal.models import MfaEnrollment, MfaPendingEnrollment, User
 
 
@@ -89,28 +98,35 @@ def begin(user: User, method: methods.Method, now: datetime) -> Begun:
 def start_sms(user: User, raw_phone: str, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
     """Save the number as pending and text it a code.
 
-    Raises MethodNotAllowed, InvalidPhoneNumber, SendThrottled, DeliveryFailed. On a failure
-    nothing is saved and any previous pending number stays as it was.
+    Raises MethodNotAllowed, InvalidPhoneNumber, SendThrottled, SetupCodeNotSent (a
+    DeliveryFailed: the number was not saved). On a failure nothing is saved and any previous
+    pending number stays as it was.
     """
     check_allowed(user, methods.SMS)
     e164 = phones.parse_us_number(raw_phone)
     saved = []
     # The number is saved only once its code went out (in the same commit).
-    messages.deliver_code(user, methods.SMS, MfaPendingEnrollment(method=methods.SMS.key, phone_e164=e164),
-                          purpose="enroll", challenge=challenge, now=now,
-                          then=lambda: saved.append(_replace_pending(user, methods.SMS, now, phone_e164=e164)))
+    try:
+        messages.deliver_code(user, methods.SMS, MfaPendingEnrollment(method=methods.SMS.key, phone_e164=e164),
+                              purpose="enroll", challenge=challenge, now=now,
+                              then=lambda: saved.append(_replace_pending(user, methods.SMS, now, phone_e164=e164)))
+    except DeliveryFailed as error:
+        raise SetupCodeNotSent() from error
     return saved[0]
 
 
-def resend_code(user: User, *, challenge: str, now: datetime) -> MfaPendingEnrollment:
+def resend_code(user: User, *, challenge: str, now: datetime, after_failed_send: bool = False) -> MfaPendingEnrollment:
     """Send a fresh code to the destination being set up; the old code stops working.
 
-    Raises EnrollmentExpired, SendThrottled, DeliveryFailed.
+    `after_failed_send`: the session's last set-up attempt failed to send its first code (so
+    nothing was saved), which is what a missing pending method then means.
+
+    Raises NumberNotSaved, EnrollmentExpired, SendThrottled, DeliveryFailed.
     """
     pending = pending_for(user, now)
     method = methods.of(pending)
     if method is None or not method.sends_codes:
-        raise EnrollmentExpired()
+        raise NumberNotSaved() if pending is None and after_failed_send else EnrollmentExpired()
     messages.deliver_code(user, method, pending, purpose="enroll", challenge=challenge, now=now, resend=True)
     return pending
 

@@ -67,6 +67,21 @@ class DeliveryFailed(MfaError):
     default = "We could not send your code just now. Please try again in a moment (click here to resend)."
 
 
+class SetupCodeNotSent(DeliveryFailed):
+    """At SMS set-up the first code could not be sent: the number was not saved."""
+
+    default = ("We could not send a code to that number just now, so it was not saved. Check the number and "
+               "enter it again in a moment.")
+
+
+class NumberNotSaved(MfaError):
+    """A resend at SMS set-up after the first code could not be sent: there is no number to resend to."""
+
+    status = 409
+    default = ("Your code could not be sent, so your number was not saved and there is nothing to resend. "
+               "Enter your mobile number again.")
+
+
 class InvalidPhoneNumber(MfaError):
     default = "Enter a US mobile number with area code, such as (555) 555-1234."
 

@@ -8,12 +8,14 @@ from portal.errors import retry_after as retry_after_header
 from portal.forms import CodeForm, ResendForm
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, enrollment, methods, policy, security_tab
-from portal.mfa.errors import EnrollmentExpired, MfaError, SendThrottled
+from portal.mfa.errors import EnrollmentExpired, MfaError, NumberNotSaved, SendThrottled, SetupCodeNotSent
 from portal.security import bp
 from portal.security.forms import ChooseDeviceForm, ConfirmPasswordForm, PhoneNumberForm
 
 # The challenge that binds set-up codes to this session.
 CHALLENGE_KEY = "enroll_challenge"
+# Set when the first code to a number being set up could not be sent (so it was not saved).
+SEND_FAILED_KEY = "enroll_send_failed"
 
 
 def _panel(status=200, retry_after=None, *, device=None, step=None, error=None, password_form=None,
@@ -127,8 +129,10 @@ def save_phone_number():
         enrollment.start_sms(current_user._get_current_object(), form.phone.data, challenge=session[CHALLENGE_KEY],
                              now=clock.now())
     except MfaError as error:
+        session[SEND_FAILED_KEY] = isinstance(error, SetupCodeNotSent)
         form.phone.errors.append(str(error))
         return _failed(error, step=phone_step, phone_form=form)
+    session.pop(SEND_FAILED_KEY, None)
     return _after_post(methods.Step(methods.SMS, methods.SMS.resume_step))
 
 
@@ -139,7 +143,10 @@ def resend_enrollment_code():
     challenge = session.get(CHALLENGE_KEY) or session.setdefault(CHALLENGE_KEY, codes.new_challenge())
     retry_after = None
     try:
-        pending = enrollment.resend_code(current_user._get_current_object(), challenge=challenge, now=clock.now())
+        pending = enrollment.resend_code(current_user._get_current_object(), challenge=challenge, now=clock.now(),
+                                         after_failed_send=session.pop(SEND_FAILED_KEY, False))
+    except NumberNotSaved as error:
+        return _number_again(error)
     except MfaError as error:
         message, category, status = str(error), "info" if isinstance(error, SendThrottled) else "error", error.status
         retry_after = getattr(error, "retry_after", None)
@@ -151,6 +158,14 @@ def resend_enrollment_code():
         return _panel(status, retry_after=retry_after, status_message=(category, message))
     flash(message, category)
     return redirect(url_for("security.show_security"), code=303)
+
+
+def _number_again(problem):
+    """Nothing to resend (the number's first code could not be sent): say so, on the phone step."""
+    if is_htmx():
+        return _failed(problem, step=methods.Step(methods.SMS, methods.SMS.entry_step), error=str(problem))
+    flash(str(problem), "error")
+    return redirect(url_for("security.show_security", device=methods.SMS.key), code=303)
 
 
 @bp.route("/security/app/continue")

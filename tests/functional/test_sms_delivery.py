@@ -193,3 +193,49 @@ def test_provider_failure_on_resend_is_a_clear_503_and_the_old_code_still_works(
     assert response.headers["Location"] == "/"
     db.session.expire_all()
     assert db.session.scalar(select(User.mfa_failed_count).where(User.id == user.id)) == 0
+
+
+# -- setting SMS up -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_a_failed_send_at_sms_setup_says_so_and_asks_for_the_number_again(app, sms_app, sms, htmx):
+    """The first code to a new number cannot be sent: the phone step says the number was not
+    saved (no "click here" to promise); a "click here" sent anyway (an older page, a second tab)
+    says what happened and shows the phone step, never "took longer than 10 minutes"; once the
+    provider is back, the same number goes through."""
+    from portal.models import MfaPendingEnrollment
+
+    headers = {"HX-Request": "true", "HX-Target": "security-panel"} if htmx else {}
+    make_user("setup@example.test")
+    client = sms_app.test_client()
+    client.post("/login", data={"email": "setup@example.test", "password": PASSWORD})
+    client.post("/account/security/confirm-password", data={"password": PASSWORD})
+    client.post("/account/security/device", data={"device": "sms"})
+
+    sms.mode = "error"
+    response = client.post("/account/security/phone", data={"phone": "(202) 555-0143"}, headers=headers)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "could not send a code to that number just now, so it was not saved" in html
+    assert "click here" not in html and 'name="phone"' in html
+    assert db.session.scalar(select(func.count(MfaPendingEnrollment.id))) == 0
+
+    response = client.post("/account/security/phone/resend", headers=headers)
+    if not htmx:
+        assert response.status_code == 303
+        response = client.get(response.headers["Location"])
+    html = response.get_data(as_text=True)
+    assert "Your code could not be sent, so your number was not saved" in html
+    assert "Enter your mobile number again." in html and 'name="phone"' in html
+    assert "took longer than" not in html
+    assert len(sms.requests) == 1  # the failed attempt only: nothing was resent
+
+    sms.mode = "ok"
+    response = client.post("/account/security/phone", data={"phone": "(202) 555-0143"}, headers=headers)
+    assert response.status_code in (200, 303)
+    code = code_in(sms.messages[-1]["Body"])
+    response = client.post("/account/security/verify", data={"code": code}, headers=headers)
+    assert response.status_code in (204, 303)
+    db.session.expire_all()
+    assert db.session.scalar(select(User).where(User.email == "setup@example.test")).mfa.method == "sms"
