@@ -24,7 +24,7 @@ DEMO_PASSWORD = "Demo-Passw0rd!"
 # Settings the server reads from the environment; the test runner's own values must not leak
 # in (a CI job's Redis or PostgreSQL, a production SECRET_KEY...).
 _CONFIG_PREFIXES = ("MAIL_", "SMS_", "TWILIO_", "MFA_", "SESSION_", "SUPPORT_", "LIMIT_", "RATELIMIT_",
-                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_", "QUEUE_")
+                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_", "QUEUE_", "AUDIT_")
 _CONFIG_NAMES = {"SECRET_KEY", "DATABASE_URL", "DEV_OUTBOX", "PORTAL_CONFIG", "PORTAL_NAME", "PUBLIC_BASE_URL",
                  "TRUSTED_PROXY_COUNT", "EMAIL_ALLOW_TEST_DOMAIN", "FORWARDED_ALLOW_IPS", "TRUSTED_HOSTS"}
 
@@ -55,6 +55,7 @@ def server_env(database: Path, **extra: str) -> dict[str, str]:
         DEV_OUTBOX="1",
         DATABASE_URL=f"sqlite:///{database}",
         QUEUE_SQLITE_PATH=str(database.with_name(database.stem + "-queue.db")),
+        AUDIT_CHECKPOINT_PATH=str(database.with_name(database.stem + "-audit-checkpoints.jsonl")),
         QUEUE_RETRY_DELAY_SECONDS="1",
         MFA_RESEND_COOLDOWN_SECONDS="2",
         RATELIMIT_ENABLED="0",
