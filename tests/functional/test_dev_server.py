@@ -32,7 +32,8 @@ def test_flask_run_masks_invitation_and_reset_tokens_in_its_request_log(app, out
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "TRUSTED_"))}
     env.update(PORTAL_CONFIG="development", DATABASE_URL=database_uri, SECRET_KEY=app.config["SECRET_KEY"],
-               MFA_ENCRYPTION_KEYS=app.config["MFA_ENCRYPTION_KEYS"][0], QUEUE_SQLITE_PATH=str(tmp_path / "queue.db"), AUDIT_CHECKPOINT_PATH=str(tmp_path / "checkpoints.jsonl"),
+               MFA_ENCRYPTION_KEYS=app.config["MFA_ENCRYPTION_KEYS"][0], QUEUE_SQLITE_PATH=str(tmp_path / "queue.db"),
+               AUDIT_CHECKPOINT_PATH=str(tmp_path / "checkpoints.jsonl"),
                RATELIMIT_ENABLED="0", LOG_FORMAT="text")
     process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1",
                                 "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
