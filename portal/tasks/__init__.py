@@ -29,10 +29,9 @@ from huey import Huey
 from huey.consumer import Consumer
 from huey.signals import SIGNAL_ERROR
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
-from redis import ConnectionPool
 from redis.exceptions import RedisError
 
-from portal import clock
+from portal import clock, redis_client
 from portal.extensions import db
 
 logger = logging.getLogger("portal.tasks")
@@ -49,9 +48,10 @@ def init_app(app: Flask) -> None:
     """Point the queue at the configured storage."""
     config = app.config
     if config.get("QUEUE_REDIS_URL"):
-        pool = ConnectionPool.from_url(config["QUEUE_REDIS_URL"], socket_timeout=config["QUEUE_SOCKET_TIMEOUT"],
-                                       socket_connect_timeout=config["QUEUE_SOCKET_TIMEOUT"])
-        storage = RedisStorage("portal", connection_pool=pool, read_timeout=1)
+        # Fail fast, never retry on its own (a request that enqueues must not hang on a hung Redis),
+        # and poll rather than block, so no wait outlasts the socket timeout.
+        client = redis_client.connect(config["QUEUE_REDIS_URL"], timeout=config["QUEUE_SOCKET_TIMEOUT"])
+        storage = RedisStorage("portal", connection_pool=client.connection_pool, blocking=False)
     else:
         Path(config["QUEUE_SQLITE_PATH"]).parent.mkdir(parents=True, exist_ok=True)
         storage = SqliteStorage("portal", filename=config["QUEUE_SQLITE_PATH"], timeout=5)
