@@ -61,27 +61,11 @@ def count_failure(user: User, counter: Counter, now: datetime) -> bool:
     whatever the caller added to the transaction (its audit event of the failure).
     """
     column = getattr(User, counter.count_column)
-    count = db.session.execute(
-        update(User).where(User.id == user.id).values({column: column + 1}).returning(column)
+    db.session.execute(
+        update(User).where(User.id == user.id).values({column: column + 1})
         .execution_options(synchronize_session=False)
-    ).scalar_one()
-    locked = count >= counter.maximum()
-    if locked:
-        duration = counter.duration()
-        db.session.execute(
-            update(User).where(User.id == user.id)
-            .values({counter.count_column: 0, counter.until_column: now + duration})
-            .execution_options(synchronize_session=False)
-        )
-        audit.record(counter.lock_event, outcome="failure", subject=user, now=now,
-                     detail={"factor": counter.factor, "failures": count,
-                             "minutes": minutes(duration)})
-        metrics.locked(counter.factor)
-    db.session.commit()
-    db.session.refresh(user)
-    if locked:
-        _notify_locked(user, counter, now)
-    return locked
+    )
+    return attempt_failed(user, counter, now)
 
 
 def claim_attempt(user: User, counter: Counter, now: datetime) -> None:
