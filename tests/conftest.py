@@ -14,6 +14,7 @@ import uuid
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from config import TestingConfig, database_url
 from portal import create_app
@@ -40,6 +41,25 @@ def database_uri(tmp_path_factory):
         reset_postgres_schema(url)
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'portal-test.db'}"
+
+
+@pytest.fixture
+def empty_database(database_uri, tmp_path):
+    """A brand-new empty database on the same kind of server as the test run."""
+    url = make_url(database_uri)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"portal_fresh_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

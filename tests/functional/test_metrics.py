@@ -23,6 +23,7 @@ from portal import metrics
 from portal.enforcement import requirement
 from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
 from tests.functional.mfa_helpers import last_code
+from tests.production_env import production_settings
 from tests.smtp_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,13 +299,7 @@ def test_two_gunicorn_workers_report_one_total(app, database_uri, tmp_path):
     multiproc.mkdir()
     env = {
         **os.environ,
-        "PORTAL_CONFIG": "production",
-        "SECRET_KEY": "k" * 40,
-        "DATABASE_URL": database_uri,
-        "MAIL_TRANSPORT": "smtp",
-        "SMS_TRANSPORT": "twilio",
-        "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
-        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
+        **production_settings(database_uri),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "TRUSTED_PROXY_COUNT": "1",

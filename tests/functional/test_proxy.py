@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from tests.production_env import production_settings
 from tests.smtp_server import free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.proxy]
@@ -103,13 +104,7 @@ def gunicorn_env(port: int, database_uri: str) -> dict[str, str]:
              "MAX_CONTENT_LENGTH"}
     env = {key: value for key, value in os.environ.items() if key not in names and not key.startswith(prefixes)}
     env.update({
-        "PORTAL_CONFIG": "production",
-        "SECRET_KEY": "k" * 40,
-        "DATABASE_URL": database_uri,
-        "MAIL_TRANSPORT": "smtp",
-        "SMS_TRANSPORT": "twilio",
-        "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
-        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
+        **production_settings(database_uri),
         "PUBLIC_BASE_URL": f"https://{HOST}",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",  # threads: gunicorn.conf.py's default (4)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.production_env import production_settings
 from tests.smtp_server import free_port
 
 pytestmark = pytest.mark.server
@@ -33,13 +34,7 @@ def test_gunicorn_serves_the_login_page_in_production(database_uri, migrated):
     port = free_port()
     env = {
         **os.environ,
-        "PORTAL_CONFIG": "production",
-        "SECRET_KEY": "k" * 40,
-        "DATABASE_URL": database_uri,
-        "MAIL_TRANSPORT": "smtp",
-        "SMS_TRANSPORT": "twilio",
-        "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
-        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
+        **production_settings(database_uri),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
         "TRUSTED_PROXY_COUNT": "1",  # as behind one TLS-terminating proxy
@@ -97,13 +92,7 @@ def production_env(port: int, database_uri: str, **extra: str) -> dict[str, str]
     env = {key: value for key, value in os.environ.items()
            if key not in ("DEV_OUTBOX", "TRUSTED_PROXY_COUNT", "FORWARDED_ALLOW_IPS", "TRUSTED_HOSTS", "LOG_FORMAT")}
     env.update({
-        "PORTAL_CONFIG": "production",
-        "SECRET_KEY": "k" * 40,
-        "DATABASE_URL": database_uri,
-        "MAIL_TRANSPORT": "smtp",
-        "SMS_TRANSPORT": "twilio",
-        "MFA_ENCRYPTION_KEYS": "Rz8b1T0mVhQXc1l3Zr0t3d9pJ0cS4yY0r7b2n5m8k1Q=",
-        "AUDIT_KEYS": "k1:yRv0l3b8cGZ2dXJ0c2VjcmV0LWF1ZGl0LWtleS0zMmJ5dGVzIQ==",
+        **production_settings(database_uri),
         "PUBLIC_BASE_URL": "https://portal.example.org",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",

@@ -18,8 +18,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from portal import audit
@@ -321,25 +320,6 @@ def test_checkpoint_command_seals_and_writes(app, runner, checkpoints):
 
 
 # -- the upgrade from the unkeyed chain ------------------------------------------------------------
-
-
-@pytest.fixture
-def empty_database(database_uri, tmp_path):
-    """A brand-new empty database on the same kind of server as the test run."""
-    url = make_url(database_uri)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"portal_audit_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _old_rows(connection, count: int) -> list[SimpleNamespace]:

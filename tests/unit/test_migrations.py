@@ -1,35 +1,13 @@
 """The schema comes from the migrations alone, and they match the models."""
 
-import uuid
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, text
 
 from portal.extensions import db
 from portal.models.base import render_item
-
-
-@pytest.fixture
-def empty_database(database_uri, tmp_path):
-    """A brand-new empty database on the same kind of server as the test run."""
-    url = make_url(database_uri)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"portal_migration_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_upgrade_from_empty_to_head_and_back(make_app, empty_database):
