@@ -8,7 +8,7 @@ DEV_ENV := PORTAL_CONFIG=development FLASK_APP=wsgi DEV_OUTBOX=1
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-fast lint requirements screenshots bench browser-check setup setup-dev frontend clean
+.PHONY: run test test-fast lint requirements screenshots bench bench-peer browser-check setup setup-dev frontend clean
 
 run: setup frontend
 	$(DEV_ENV) $(BIN)/flask db upgrade
@@ -49,6 +49,18 @@ screenshots: setup-dev frontend browser-check
 # Benchmarks (PostgreSQL on 127.0.0.1 needed); results in bench/results and bench/README.md.
 bench: setup-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The portal against Flask-Security-Too doing the same Log In, interleaved in one run. FST lives
+# in its own virtual environment (.bench-venv, pinned in bench/peer/requirements.txt), never in
+# the portal's. Results in bench/results/<date>-peer.* and bench/README.md.
+BENCH_VENV := .bench-venv
+$(BENCH_VENV)/installed: bench/peer/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/peer/requirements.txt
+	@touch $@
+
+bench-peer: setup-dev $(BENCH_VENV)/installed
+	$(BIN)/python -m bench.peer.run $(BENCH_PEER_ARGS)
 
 # The browser tests drive Debian's Chromium through Playwright; Playwright never downloads a browser.
 browser-check:

@@ -51,29 +51,35 @@ class Timings:
         return {step: percentiles(values) for step, values in self.steps.items()}
 
 
-def login_flow(base: str, email: str, password: str, code_for, timings: Timings) -> None:
-    """The five requests a browser makes: Log In page, password, code page, code, dashboard."""
+def login_flow(base: str, email: str, password: str, code_for, timings: Timings, *,
+               code_path: str = "/login/code") -> None:
+    """The five requests a browser makes: Log In page, password, code page, code, dashboard.
+    `code_path` is where the password step sends the browser (the peer's is /tf-validate)."""
     browser = requests.Session()
     page = timings.timed("1 GET /login", lambda: browser.get(base + "/login"))
     response = timings.timed("2 POST password", lambda: browser.post(
         base + "/login", data={"email": email, "password": password, "csrf_token": token(page.text)},
         allow_redirects=False))
-    assert response.status_code == 303 and response.headers["Location"] == "/login/code", response.status_code
-    page = timings.timed("3 GET code page", lambda: browser.get(base + "/login/code"))
+    assert response.status_code in (302, 303) and response.headers["Location"].startswith(code_path), (
+        response.status_code, response.headers.get("Location"))
+    code_url = base + response.headers["Location"]
+    page = timings.timed("3 GET code page", lambda: browser.get(code_url))
     code = code_for(email)
     response = timings.timed("4 POST code", lambda: browser.post(
-        base + "/login/code", data={"code": code, "csrf_token": token(page.text)}, allow_redirects=False))
-    assert response.status_code == 303 and response.headers["Location"] == "/", (
+        code_url.split("?")[0], data={"code": code, "csrf_token": token(page.text)}, allow_redirects=False))
+    assert response.status_code in (302, 303) and response.headers["Location"] == "/", (
         response.status_code, response.text[:300])
     dashboard = timings.timed("5 GET dashboard", lambda: browser.get(base + "/"))
     assert "Dashboard" in dashboard.text
 
 
-def run_logins(base: str, accounts: list[str], password: str, code_for, clients: int) -> tuple[Timings, float]:
+def run_logins(base: str, accounts: list[str], password: str, code_for, clients: int, *,
+               code_path: str = "/login/code") -> tuple[Timings, float]:
     timings = Timings()
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        for future in [pool.submit(login_flow, base, email, password, code_for, timings) for email in accounts]:
+        for future in [pool.submit(login_flow, base, email, password, code_for, timings, code_path=code_path)
+                       for email in accounts]:
             future.result()
     return timings, time.perf_counter() - started
 
@@ -99,25 +105,29 @@ def hammer(base: str, path: str, count: int, clients: int) -> tuple[dict, float]
     return {**timings.report()[path], "requests_per_s": round(count / elapsed, 1)}, elapsed
 
 
-def prepare_pending(base: str, email: str, password: str) -> tuple[requests.Session, str]:
+def prepare_pending(base: str, email: str, password: str, *,
+                    code_path: str = "/login/code") -> tuple[requests.Session, str, str]:
+    """A browser past the password step: (session, the code page's URL, its CSRF token)."""
     browser = requests.Session()
     page = browser.get(base + "/login")
     response = browser.post(base + "/login",
                             data={"email": email, "password": password, "csrf_token": token(page.text)},
                             allow_redirects=False)
-    assert response.status_code == 303
-    page = browser.get(base + "/login/code")
-    return browser, token(page.text)
+    assert response.status_code in (302, 303) and response.headers["Location"].startswith(code_path)
+    code_url = base + response.headers["Location"]
+    page = browser.get(code_url)
+    return browser, code_url.split("?")[0], token(page.text)  # the form posts to the path (the peer adds ?next=)
 
 
-def code_burst(base: str, pending: list[tuple[requests.Session, str, str]], clients: int) -> tuple[dict, float]:
+def code_burst(pending: list[tuple[requests.Session, str, str, str]], clients: int) -> tuple[dict, float]:
+    """Code POSTs from pending logins, `clients` at a time: (session, code URL, CSRF token, code)."""
     timings = Timings()
 
     def one(item):
-        browser, csrf, code = item
+        browser, code_url, csrf, code = item
         response = timings.timed("POST code", lambda: browser.post(
-            base + "/login/code", data={"code": code, "csrf_token": csrf}, allow_redirects=False))
-        assert response.status_code == 303, response.status_code
+            code_url, data={"code": code, "csrf_token": csrf}, allow_redirects=False))
+        assert response.status_code in (302, 303) and response.headers["Location"] == "/", response.status_code
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:

@@ -110,10 +110,10 @@ def login_benchmark(kind: str, results: dict, workdir: str, *, users: int, clien
             fresh = seed.seed_practice(app, users=users, enrolled="totp", practice_name="Burst Practice")
             pending = []
             for email in fresh["secrets"]:
-                browser, csrf = flows.prepare_pending(server.base, email, seed.PASSWORD)
-                pending.append((browser, csrf, flows.totp_code_for(fresh["secrets"])(email)))
+                browser, code_url, csrf = flows.prepare_pending(server.base, email, seed.PASSWORD)
+                pending.append((browser, code_url, csrf, flows.totp_code_for(fresh["secrets"])(email)))
             before = server.cpu_seconds()
-            report, _ = flows.code_burst(server.base, pending, clients)
+            report, _ = flows.code_burst(pending, clients)
             report["server_cpu_ms_per_post"] = round((server.cpu_seconds() - before) / len(pending) * 1000, 2)
             report["share_of_bare_route"] = round(
                 report["requests_per_s"] / results["floors"]["bare_route"]["requests_per_s"], 3)

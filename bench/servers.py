@@ -23,12 +23,16 @@ def free_port() -> int:
 class Server:
     """gunicorn -c gunicorn.conf.py MODULE on a free loopback port."""
 
-    def __init__(self, module: str, env: dict, workers: int = 2):
+    def __init__(self, module: str, env: dict, workers: int = 2, *, python: str = sys.executable,
+                 config: str = "gunicorn.conf.py", options: tuple[str, ...] = ()):
+        """`python`, `config` and `options` let the bench's peer (bench/peer) run in its own
+        virtual environment with the same worker settings but without the portal's config."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(workers)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null", module],
+            [python, "-m", "gunicorn", "-c", config, "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+             *options, "--access-logfile", "/dev/null", module],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self._wait(workers)
