@@ -3,6 +3,10 @@
 Every test gets its own server on a copy of one migrated, seeded database, and runs twice:
 `js_on` (HTMX swaps) and `js_off` (plain forms). Select them with `-m e2e`; `make screenshots`
 runs the `js_on` half with SCREENSHOTS_DIR set to refresh the user guide's pictures.
+
+Tests run in a desktop window. `@pytest.mark.sizes("desktop", "phone")` runs a test at each size
+named (ids `...-desktop`, `...-phone`: 390 x 844, touch); every checked step, at every size,
+fails when the page is wider than the window, and axe runs at each size alike.
 """
 
 from __future__ import annotations
@@ -17,6 +21,22 @@ from tests.e2e.server import ServerPool, add_practice_members, build_seeded_data
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sizes(*names): run this browser test in each window size named (tests/e2e/driver.py SIZES); "
+                   "desktop only without it")
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("sizes")
+    if marker is None or "size" not in metafunc.fixturenames:
+        return
+    unknown = [name for name in marker.args if name not in driver.SIZES]
+    if unknown or not marker.args:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sizes() takes names from {sorted(driver.SIZES)}")
+    metafunc.parametrize("size", marker.args, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -89,8 +109,8 @@ def server_pool(tmp_path_factory):
     pool.close()
 
 
-def _serve(request, pool: ServerPool, template: Path):
-    server = pool.take(template)
+def _serve(request, pool: ServerPool, template: Path, **settings: str):
+    server = pool.take(template, **settings)
     yield server
     pool.release(server)
     if getattr(request.node, "e2e_call_failed", False):
@@ -101,6 +121,13 @@ def _serve(request, pool: ServerPool, template: Path):
 def server(request, server_pool, seeded_database):
     """A fresh portal (server and database) for this test only."""
     yield from _serve(request, server_pool, seeded_database)
+
+
+@pytest.fixture
+def slow_resend_server(request, server_pool, seeded_database):
+    """A fresh portal whose "click here" waits 6 seconds after a code is sent (2 elsewhere): long
+    enough to see the wait count down."""
+    yield from _serve(request, server_pool, seeded_database, MFA_RESEND_COOLDOWN_SECONDS="6")
 
 
 @pytest.fixture
@@ -115,13 +142,22 @@ def js(request) -> bool:
 
 
 @pytest.fixture
-def open_portal(browser, js):
-    """Open a browser context (one person) on a server: open_portal(server, flow="sms")."""
+def size(request) -> str:
+    """The window size: "desktop", unless the test's `sizes` marker names others."""
+    return getattr(request, "param", "desktop")
+
+
+@pytest.fixture
+def open_portal(browser, js, size):
+    """Open a browser context (one person) on a server: open_portal(server, flow="sms").
+
+    `permissions` are granted to the server's origin, e.g. ("clipboard-read", "clipboard-write").
+    """
     portals = []
     shots = driver.Shots()
 
-    def factory(server, *, flow: str) -> driver.Portal:
-        portal = driver.Portal(browser, server, js=js, flow=flow, shots=shots)
+    def factory(server, *, flow: str, permissions: tuple[str, ...] = ()) -> driver.Portal:
+        portal = driver.Portal(browser, server, js=js, flow=flow, shots=shots, size=size, permissions=permissions)
         portals.append(portal)
         return portal
 

@@ -1,8 +1,9 @@
 """A person at a browser: steps through the portal, reads the dev outbox, checks each page.
 
-With JavaScript on, every checked step also runs axe-core and, when SCREENSHOTS_DIR is set,
-saves a full-page screenshot for the user guide. Console errors, uncaught exceptions, CSP
-violations and unexpected error responses fail the test.
+Every checked step makes sure the page is no wider than the window (at desktop and at phone
+size); with JavaScript on it also runs axe-core and, when SCREENSHOTS_DIR is set, saves a
+full-page screenshot for the user guide. Console errors, uncaught exceptions, CSP violations
+and unexpected error responses fail the test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from tests.e2e.server import DEMO_PASSWORD, ROOT, Server
 
 AXE_PATH = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-VIEWPORT = {"width": 1100, "height": 800}
+# The window sizes a test can run at (see the `sizes` marker in conftest.py): a desktop window,
+# and a 390 x 844 phone (touch, mobile layout viewport, so a page wider than the screen shows).
+SIZES = {
+    "desktop": {"viewport": {"width": 1100, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+              "device_scale_factor": 1},
+}
 BLOCKING_IMPACTS = {"serious", "critical"}
 CODE_RE = re.compile(r"\b(\d{6})\b")
 
@@ -50,15 +57,21 @@ class Shots:
 class Portal:
     """One person's browser context (cookies, tabs) on one test server."""
 
-    def __init__(self, browser: Browser, server: Server, *, js: bool, flow: str, shots: Shots):
+    def __init__(self, browser: Browser, server: Server, *, js: bool, flow: str, shots: Shots,
+                 size: str = "desktop", permissions: tuple[str, ...] = ()):
         self.server = server
         self.js = js
-        self.flow = flow
+        self.size = size
+        self.width = SIZES[size]["viewport"]["width"]
+        # Phone pictures sit beside the desktop ones: <flow>-phone-<NN>-<step>.png.
+        self.flow = flow if size == "desktop" else f"{flow}-{size}"
         self.shots = shots
         self.problems: list[str] = []
         self.expected_rejections: set[str] = set()
         self.screenshots = js and screenshots_dir() is not None
-        self.context = browser.new_context(java_script_enabled=js, viewport=VIEWPORT, accept_downloads=True)
+        self.context = browser.new_context(java_script_enabled=js, accept_downloads=True, **SIZES[size])
+        if permissions:
+            self.context.grant_permissions(list(permissions), origin=server.base_url)
         self.context.set_default_timeout(10_000)
         self.context.on("page", self._watch)
         self.page = self.context.new_page()
@@ -123,9 +136,35 @@ class Portal:
                 MINOR_FINDINGS.setdefault(finding, set()).add(path)
         assert not blocking, f"axe found problems on {page.url}:\n" + "\n".join(blocking)
 
+    def assert_fits(self, page: Page | None = None) -> None:
+        """The page is no wider than the window: nothing makes it scroll sideways.
+
+        Compared with the window's own width (a phone's layout viewport widens to fit an
+        overflowing page). Names the elements that stick out, to find the cause.
+        """
+        page = page or self.page
+        width, wide = page.evaluate(
+            """limit => {
+                const width = document.documentElement.scrollWidth;
+                if (width <= limit) return [width, []];
+                const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                    + (el.classList.length ? '.' + Array.from(el.classList).join('.') : '')
+                    + ' "' + el.textContent.trim().slice(0, 30) + '"';
+                const wide = Array.from(document.body.querySelectorAll('*'))
+                    .filter(el => el.getBoundingClientRect().right > limit + 0.5)
+                    .filter(el => !el.parentElement || el.parentElement.getBoundingClientRect().right <= limit + 0.5)
+                    .slice(0, 5).map(el => name(el) + ' (right edge ' + Math.round(el.getBoundingClientRect().right)
+                                           + ' px)');
+                return [width, wide];
+            }""", self.width)
+        assert width <= self.width, (f"{page.url} is {width} px wide in a {self.width} px window ({self.size}); "
+                                     f"sticking out: {', '.join(wide) or 'nothing found'}")
+
     def step(self, name: str, *, shot: bool = True) -> None:
-        """A step of the flow as a person sees it: checked by axe, and photographed for the guide."""
+        """A step of the flow as a person sees it: no wider than the window, checked by axe, and
+        photographed for the guide."""
         self.settle()
+        self.assert_fits()
         self.axe()
         self.assert_clean()
         if shot and self.screenshots:
@@ -206,6 +245,27 @@ class Portal:
         check_code_field(field)
         field.fill(code)
         self.page.get_by_role("button", name=button, exact=True).click()
+
+    def enter_support_area(self, email: str = "support@portal.test") -> str:
+        """Support's first Log In: set up the required authenticator app, then confirm with the
+        password and the app's next code to enter the support area. Returns the app's secret."""
+        page = self.page
+        self.log_in(email)
+        self.expect_path("/account/security")
+        self.choose_device("Authenticator Apps")
+        secret = self.manual_key()
+        page.get_by_role("link", name="Continue").click()
+        self.enter_code(totp_code(secret))
+        self.expect_dashboard()
+        self.menu("Support")
+        self.expect_path("/support/confirm")
+        page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
+        # The code just used to set up the app is spent; the app's next one is accepted.
+        self.code_field().fill(totp_code(secret, next_step=True))
+        page.get_by_role("button", name="Confirm").click()
+        self.expect_path("/support/")
+        expect(page.get_by_role("navigation", name="Support")).to_be_visible()
+        return secret
 
     def expect_dashboard(self) -> None:
         self.expect_path("/")

@@ -154,8 +154,9 @@ class Server:
                 process.wait(timeout=10)
 
 
-def launch_server(template: Path, directory: Path) -> Server:
-    """Copy `template` into `directory` and start gunicorn on it, on a free loopback port.
+def launch_server(template: Path, directory: Path, settings: tuple[tuple[str, str], ...] = ()) -> Server:
+    """Copy `template` into `directory` and start gunicorn on it, on a free loopback port, with
+    `settings` (name, value) over the usual ones.
 
     Returns at once; `wait_until_ready` waits for the server to answer.
     """
@@ -164,7 +165,7 @@ def launch_server(template: Path, directory: Path) -> Server:
     port = free_port()
     # Several servers run at once (the next test's is started early): no shared control socket.
     env = server_env(database, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", GUNICORN_THREADS="4",
-                     GUNICORN_CMD_ARGS="--no-control-socket")
+                     GUNICORN_CMD_ARGS="--no-control-socket", **dict(settings))
     log_path = directory / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -199,7 +200,7 @@ class ServerPool:
 
     def __init__(self, make_directory):
         self.make_directory = make_directory
-        self.spares: dict[Path, Server] = {}
+        self.spares: dict[tuple, Server] = {}
         self.stopping: list[Server] = []
 
     def release(self, server: Server) -> None:
@@ -207,12 +208,14 @@ class ServerPool:
         server.signal_stop()
         self.stopping.append(server)
 
-    def take(self, template: Path) -> Server:
-        server = self.spares.pop(template, None) or launch_server(template, self.make_directory())
+    def take(self, template: Path, **settings: str) -> Server:
+        """A ready server on a copy of `template`, with `settings` over the usual ones."""
+        key = (template, tuple(sorted(settings.items())))
+        server = self.spares.pop(key, None) or launch_server(template, self.make_directory(), key[1])
         try:
             wait_until_ready(server)
         finally:
-            self.spares[template] = launch_server(template, self.make_directory())
+            self.spares[key] = launch_server(template, self.make_directory(), key[1])
         return server
 
     def close(self) -> None:
