@@ -150,6 +150,17 @@ class Config:
     TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL")  # unset: Twilio's own API
     SMS_TIMEOUT_SECONDS = _int("SMS_TIMEOUT_SECONDS", 5)
 
+    # Symantec VIP Access (portal/vip): the VIP User Services API, SOAP over HTTPS with the
+    # account's client certificate (PEM files: certificate and its key). Unset VIP_API_BASE_URL:
+    # VIP Access is not offered. VIP_CA_BUNDLE: the CAs to trust for VIP (unset: the system's).
+    # VIP users are named VIP_USER_ID_PREFIX + the portal's user id (nothing personal).
+    VIP_API_BASE_URL = os.environ.get("VIP_API_BASE_URL")  # https://userservices-auth.vip.symantec.com/vipuserservices
+    VIP_CLIENT_CERT = os.environ.get("VIP_CLIENT_CERT")
+    VIP_CLIENT_KEY = os.environ.get("VIP_CLIENT_KEY")
+    VIP_CA_BUNDLE = os.environ.get("VIP_CA_BUNDLE")
+    VIP_TIMEOUT_SECONDS = float(os.environ.get("VIP_TIMEOUT_SECONDS") or 5)
+    VIP_USER_ID_PREFIX = os.environ.get("VIP_USER_ID_PREFIX", "portal-")
+
     # Password attempts: consecutive failures per account before a lock, and its length.
     PASSWORD_MAX_FAILURES = min(_int("PASSWORD_MAX_FAILURES", 10), 100)
     PASSWORD_LOCK_DURATION = timedelta(seconds=_int("PASSWORD_LOCK_SECONDS", 900))
@@ -171,6 +182,8 @@ class Config:
     LIMIT_RESET_PER_ADDRESS = os.environ.get("LIMIT_RESET_PER_ADDRESS", "5 per minute;30 per hour")
     LIMIT_RESET_PER_ACCOUNT = os.environ.get("LIMIT_RESET_PER_ACCOUNT", "3 per hour")
     LIMIT_LINK_PER_ADDRESS = os.environ.get("LIMIT_LINK_PER_ADDRESS", "20 per minute")
+    # A practice admin resending invitations (each one an email to any address they type).
+    LIMIT_INVITATION_RESEND_PER_USER = os.environ.get("LIMIT_INVITATION_RESEND_PER_USER", "20 per hour")
 
     # How people reach support: shown wherever the portal says "contact support", emails included.
     SUPPORT_CONTACT_EMAIL = os.environ.get("SUPPORT_CONTACT_EMAIL", "support@portal.test")
@@ -241,6 +254,9 @@ class DevelopmentConfig(Config):
     # A fixed development key (refused in production) keeps enrolled apps working across restarts.
     MFA_ENCRYPTION_KEYS = Config.MFA_ENCRYPTION_KEYS or [DEV_MFA_KEY]
     AUDIT_KEYS = Config.AUDIT_KEYS or [DEV_AUDIT_KEY]
+    # VIP Access through the stand-in inside the portal (portal/dev, DEV_OUTBOX): the dev outbox
+    # page shows the demo credentials' codes.
+    VIP_API_BASE_URL = os.environ.get("VIP_API_BASE_URL", Config.PUBLIC_BASE_URL.rstrip("/") + "/dev/vip")
 
 
 class TestingConfig(Config):
@@ -307,12 +323,32 @@ class ProductionConfig(Config):
             problems.append("SMS_TRANSPORT must be twilio in production")
         if settings.get("MAIL_TRANSPORT") != "smtp":
             problems.append("MAIL_TRANSPORT must be smtp in production")
+        problems += cls.vip_problems(settings)
         memory = settings.get("ARGON2_MEMORY_COST", 0)
         time_cost = settings.get("ARGON2_TIME_COST", 0)
         if not any(memory >= m and time_cost >= t for m, t in OWASP_ARGON2_MINIMUMS):
             problems.append("ARGON2_MEMORY_COST/ARGON2_TIME_COST are below the OWASP minimum")
         if problems:
             raise RuntimeError("Refusing to start: " + "; ".join(problems))
+
+
+    @staticmethod
+    def vip_problems(settings) -> list[str]:
+        """VIP Access is offered only over HTTPS with the account's client certificate and key."""
+        if not settings.get("VIP_API_BASE_URL"):
+            return []
+        problems = []
+        if not settings["VIP_API_BASE_URL"].startswith("https://"):
+            problems.append("VIP_API_BASE_URL must be an https:// URL")
+        for name in ("VIP_CLIENT_CERT", "VIP_CLIENT_KEY"):
+            path = settings.get(name)
+            if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
+                problems.append(f"{name} must name the VIP account's readable PEM file when VIP_API_BASE_URL is set")
+        if settings.get("VIP_CA_BUNDLE") and not os.path.isfile(settings["VIP_CA_BUNDLE"]):
+            problems.append("VIP_CA_BUNDLE must name a file of CA certificates")
+        if not settings.get("VIP_TIMEOUT_SECONDS") or settings["VIP_TIMEOUT_SECONDS"] <= 0:
+            problems.append("VIP_TIMEOUT_SECONDS must be above 0")
+        return problems
 
 
 CONFIGS = {

@@ -2,6 +2,8 @@
 
 A new method is pending (inactive) until proven: SMS by a code sent to the new number,
 Authenticator Apps by a code from the app, Email by the already verified login address.
+Symantec VIP Access needs no pending step: its two codes prove it in one request, and VIP
+holds the binding, which is removed (on the task queue) whenever it stops being the method.
 The swap is one transaction, so afterwards exactly one method is active; until then the old
 method keeps working. There is deliberately no way here to turn MFA off: support clears it.
 """
@@ -14,11 +16,11 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import bindparam, delete, select
 
-from portal import audit, metrics
+from portal import audit, metrics, vip
 from portal.accounts import lockout
 from portal.accounts.users import end_all_sessions
 from portal.extensions import db
-from portal.mfa import codes, messages, methods, phones, policy
+from portal.mfa import codes, messages, methods, phones, policy, totp
 from portal.mfa.errors import (
     CannotClear,
     DeliveryFailed,
@@ -30,12 +32,16 @@ from portal.mfa.errors import (
     SetupCodeNotSent,
 )
 from portal.models import MfaEnrollment, MfaPendingEnrollment, User
+from portal.vip import codes as vip_codes
+from portal.vip.tasks import release_later
 
 
 def check_allowed(user: User, method: methods.Method) -> None:
-    """Raises MethodNotAllowed for a method the user may not choose."""
-    if method not in policy.allowed_methods(user):
+    """Raises MethodNotAllowed for a method the user may not choose (or one not offered here)."""
+    if method.device not in policy.allowed_methods(user):
         raise MethodNotAllowed("Support staff must use Authenticator Apps." if user.role == "support" else None)
+    if not method.available():
+        raise MethodNotAllowed(f"{method.label} is not available here.")
 
 
 _PENDING = select(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == bindparam("uid"))
@@ -152,10 +158,44 @@ def verify(user: User, raw_code: str, *, challenge: str, now: datetime) -> MfaEn
                     totp_last_step=step, now=now)
 
 
+def register_vip(user: User, raw_credential_id: str, first_code: str, second_code: str, *,
+                 now: datetime) -> MfaEnrollment:
+    """Bind a Symantec VIP Access credential (its Credential ID and two consecutive codes, checked
+    by VIP) and make it the user's one method. Commits.
+
+    Nothing is half-written: if VIP did not answer, or saving here fails after VIP bound the
+    credential, its removal at VIP is queued (and skipped if it is the active method by then).
+
+    Raises MethodNotAllowed, MalformedCredentialId, MalformedCode, SameSecurityCodes,
+    AccountLocked, UnknownCredentialId, SecurityCodesRejected, VipUnavailable. Each failure
+    leaves the old method active.
+    """
+    method = methods.VIP_ACCESS
+    check_allowed(user, method)
+    try:
+        credential_id, last_code = vip_codes.bind(user, raw_credential_id, first_code, second_code, now=now)
+    except MfaError as error:
+        db.session.rollback()
+        audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
+                     detail={"method": method.key, "purpose": "enroll", "reason": type(error).__name__}, commit=True)
+        if error.status == 503:
+            release_later(user.id, vip.normalise_credential_id(raw_credential_id))
+        raise
+    try:
+        return activate(user, method=method.key, vip_credential_id=credential_id, vip_last_code=last_code,
+                        totp_last_step=totp.step_at(now), now=now)
+    except Exception:
+        db.session.rollback()
+        release_later(user.id, credential_id)
+        raise
+
+
 def activate(user: User, *, method: str, now: datetime, phone_e164: str | None = None,
-             totp_secret: str | None = None, totp_last_step: int | None = None) -> MfaEnrollment:
+             totp_secret: str | None = None, totp_last_step: int | None = None,
+             vip_credential_id: str | None = None, vip_last_code: str | None = None) -> MfaEnrollment:
     """Swap in the new method in one transaction; end the user's other sessions; notify. Commits.
 
+    A VIP Access credential that stops being the method is removed at VIP (queued).
     The caller must renew the current session's login (the session version changes).
     """
     new = methods.get(method)
@@ -163,11 +203,13 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
     old_method = methods.of(old)
     old_destination = old_method.masked_destination(user, old) if old_method else None
     old_phone = old.phone_e164 if old is not None and old.phone_e164 and old.phone_e164 != phone_e164 else None
+    released = old.vip_credential_id if old is not None and old.vip_credential_id != vip_credential_id else None
     if old is not None:
         db.session.delete(old)
         db.session.flush()
     enrollment = MfaEnrollment(
-        user_id=user.id, method=new.key, phone_e164=phone_e164, totp_secret=totp_secret,
+        user_id=user.id, method=new.stored_key, phone_e164=phone_e164, totp_secret=totp_secret,
+        vip_credential_id=vip_credential_id, vip_last_code=vip_last_code,
         # A method set up in steps was just proven with a code; one that turns on at once was not.
         totp_last_step=totp_last_step, enrolled_at=now, last_used_at=now if new.steps else None,
     )
@@ -182,6 +224,8 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
                 "previous_method": old_method.key if old_method else None},
     )
     db.session.commit()
+    if released:
+        release_later(user.id, released)
     db.session.refresh(user)
     if old is None:
         messages.notify_change(user, "enabled", method=new.key)
@@ -208,7 +252,8 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
         raise CannotClear("Give a reason and the support ticket reference.")
     if user.mfa is None:
         raise CannotClear("This user has no MFA settings to clear.")
-    previous = user.mfa.method
+    previous = methods.of(user.mfa).key
+    released = user.mfa.vip_credential_id
     db.session.delete(user.mfa)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
     codes.void_live_codes(user, now)
@@ -217,6 +262,8 @@ def clear_by_support(user: User, *, actor: User, reason: str, ticket: str, now: 
     audit.record("mfa.cleared", actor=actor, subject=user, now=now,
                  detail={"previous_method": previous, "reason": reason[:500], "ticket": ticket[:100]})
     db.session.commit()
+    if released:
+        release_later(user.id, released)
     metrics.support_action("cleared_mfa")
     db.session.refresh(user)
     messages.notify_change(user, "cleared")

@@ -61,7 +61,9 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
     committed: the caller commits it with what the code unlocks, as one transaction. A
     failure is audited and committed (it counts toward the lock).
 
-    Raises MalformedCode, AccountLocked, InvalidCode, CodeExpired, CodeUsedUp, NoActiveCode.
+    Raises MalformedCode, AccountLocked, InvalidCode, CodeExpired, CodeUsedUp, NoActiveCode,
+    and for VIP Access VipCodeNotChecked (VIP down or slow: the Log In waits, there is no way
+    around the code) and CredentialNotBound.
     """
     enrollment = user.mfa
     method = methods.of(enrollment)
@@ -71,7 +73,7 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
         db.session.rollback()
         audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,
                      detail={"method": method.key, "purpose": "login", "reason": type(error).__name__}, commit=True)
-        metrics.login("code_failed", method.key)
+        metrics.login("code_failed", method.stored_key)
         raise
     user.last_mfa_at = now
     enrollment.last_used_at = now

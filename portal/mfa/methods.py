@@ -4,6 +4,10 @@ Routes, services and templates ask an entry (`methods.get(key)`) what they need:
 the specification words it, whether it sends codes and by which channel, where codes go (in
 full and masked), how a code is checked, and the Security tab steps that set it up. Adding a
 method is one entry here plus its own step partials under templates/security/steps/.
+
+Symantec VIP Access is an entry of its own that is a path under Authenticator Apps (`under`):
+it is stored as the user's one Authenticator Apps method (`stored_key`), holding a Credential ID
+where a QR-code app holds a secret, and `of()` tells the two apart.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal import delivery
+from portal import delivery, vip
 from portal.accounts import lockout
 from portal.extensions import db
 from portal.mfa import codes, crypto, totp
@@ -22,6 +26,7 @@ from portal.mfa.errors import AccountLocked, InvalidCode, UnknownMethod
 from portal.mfa.masking import mask_email
 from portal.mfa.phones import mask_phone
 from portal.models import MfaEnrollment, User
+from portal.vip import codes as vip_codes
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,27 @@ class Method:
     uses_login_email: bool = False
     # What choosing it does, in one line under "Choose MFA Device:".
     summary: str = ""
+    # The key of the device it is a path of under "Choose MFA Device:" (None: its own button).
+    under: str | None = None
+    # What mfa_enrollments.method holds for it (None: its key).
+    store_as: str | None = None
+
+    @property
+    def stored_key(self) -> str:
+        return self.store_as or self.key
+
+    @property
+    def device(self) -> Method:
+        """The "Choose MFA Device:" button it belongs to (itself, or the one it is a path of)."""
+        return _BY_KEY[self.under] if self.under else self
+
+    def available(self) -> bool:
+        """Is it offered here? (A method that needs an outside service is not, unconfigured.)"""
+        return True
+
+    def offer(self) -> str:
+        """The line under its button: `summary`, and the paths under it that are offered."""
+        return self.summary
 
     @property
     def channel(self) -> delivery.Channel | None:
@@ -127,6 +153,12 @@ class _Authenticator(Method):
     def new_pending_details(self):
         return {"totp_secret": crypto.encrypt(totp.new_secret())}
 
+    def offer(self):
+        if VIP_ACCESS.available():
+            return "Scan a QR code in an app such as Google Authenticator or Microsoft Authenticator, or use " \
+                   "Symantec VIP Access with its Credential ID."
+        return self.summary
+
     def setup_display(self, user, pending):
         """The QR code (SVG, drawn here) and the manual key; the secret never leaves our origin."""
         secret = crypto.decrypt(pending.totp_secret)
@@ -153,6 +185,22 @@ class _Authenticator(Method):
         raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
 
 
+@dataclass(frozen=True)
+class _VipAccess(Method):
+    """Symantec VIP Access: a Credential ID whose codes Symantec's VIP service checks
+    (portal/vip); the portal never holds its secret."""
+
+    def available(self):
+        return vip.configured()
+
+    def masked_destination(self, user, details):
+        credential_id = getattr(details, "vip_credential_id", None) if details is not None else None
+        return vip.mask_credential_id(credential_id) if credential_id else None
+
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+        return vip_codes.check(user, details, raw_code, now=now)
+
+
 def _claim_step(enrollment: MfaEnrollment, step: int, now: datetime) -> bool:
     claimed = db.session.execute(_CLAIM_STEP, {"enrollment_id": enrollment.id, "step": step, "now": now}).rowcount
     if claimed == 1:
@@ -171,8 +219,15 @@ SMS = _Sms("sms", "SMS", steps=("phone", "code"), entry_step="phone", resume_ste
            summary="We text a code to a US number you verify.")
 EMAIL = _Email("email", "Email", uses_login_email=True, channel_key="email",
                summary="Turns on at once; codes go to your login email.")
+# A path under Authenticator Apps, not a button of its own; stored as Authenticator Apps.
+VIP_ACCESS = _VipAccess(
+    "vip", "Symantec VIP Access", steps=("credential",), entry_step="credential", for_support=True,
+    under=AUTHENTICATOR.key, store_as=AUTHENTICATOR.key,
+    summary="Enter the Credential ID and two security codes from the VIP Access app.")
+# The "Choose MFA Device:" buttons, in the order the Security tab lists them.
 ALL: tuple[Method, ...] = (AUTHENTICATOR, SMS, EMAIL)
-_BY_KEY = {method.key: method for method in ALL}
+REGISTERED: tuple[Method, ...] = (*ALL, VIP_ACCESS)
+_BY_KEY = {method.key: method for method in REGISTERED}
 
 
 def get(key: str) -> Method:
@@ -190,7 +245,11 @@ def find(key: str | None) -> Method | None:
 
 def of(details) -> Method | None:
     """The method of an active or pending row (None for None)."""
-    return None if details is None else _BY_KEY[details.method]
+    if details is None:
+        return None
+    if getattr(details, "vip_credential_id", None):
+        return VIP_ACCESS
+    return _BY_KEY[details.method]
 
 
 def label(key: str | None, default: str = "None") -> str:

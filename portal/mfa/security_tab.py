@@ -57,6 +57,19 @@ class SecurityTab:
         return policy.allowed_methods(self.user)
 
     @property
+    def vip_offered(self) -> bool:
+        """Is "Use Symantec VIP Access" a path under Authenticator Apps for this user here?"""
+        return methods.VIP_ACCESS.available() and methods.VIP_ACCESS.device in self.choices
+
+    @property
+    def vip_path(self) -> methods.Method:
+        return methods.VIP_ACCESS
+
+    @property
+    def on_vip_path(self) -> bool:
+        return self.step is not None and self.step.method is methods.VIP_ACCESS
+
+    @property
     def pending_destination(self) -> str | None:
         return self.step.method.masked_destination(self.user, self.pending) if self.step and self.pending else None
 
@@ -103,5 +116,7 @@ def build(user: User, now: datetime, *, device: methods.Method | None = None, st
             step = methods.Step(waiting, waiting.resume_step)
     if step is not None and step.needs_pending and step.method is not waiting:
         step = None
+    if step is not None and (not step.method.available() or step.method.device not in policy.allowed_methods(user)):
+        step = None  # a path not offered here (VIP Access unconfigured) or not for this user
     tab.step, tab.pending = step, pending
     return tab

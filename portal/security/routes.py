@@ -8,9 +8,17 @@ from portal.errors import retry_after as retry_after_header
 from portal.forms import CodeForm, ResendForm
 from portal.htmx import hx_redirect, is_htmx, render
 from portal.mfa import codes, enrollment, methods, policy, security_tab
-from portal.mfa.errors import EnrollmentExpired, MfaError, NumberNotSaved, SendThrottled, SetupCodeNotSent
+from portal.mfa.errors import (
+    EnrollmentExpired,
+    MethodNotAllowed,
+    MfaError,
+    NumberNotSaved,
+    SendThrottled,
+    SetupCodeNotSent,
+)
 from portal.security import bp
-from portal.security.forms import ChooseDeviceForm, ConfirmPasswordForm, PhoneNumberForm
+from portal.security.forms import ChooseDeviceForm, ConfirmPasswordForm, PhoneNumberForm, VipCredentialForm
+from portal.vip.errors import MalformedCredentialId
 
 # The challenge that binds set-up codes to this session.
 CHALLENGE_KEY = "enroll_challenge"
@@ -19,7 +27,7 @@ SEND_FAILED_KEY = "enroll_send_failed"
 
 
 def _panel(status=200, retry_after=None, *, device=None, step=None, error=None, password_form=None,
-           phone_form=None, code_form=None, status_message=None):
+           phone_form=None, code_form=None, vip_form=None, status_message=None):
     """The Security tab (or its panel for HTMX); every 429 says when to try again."""
     user = current_user._get_current_object()
     tab = security_tab.build(user, clock.now(), device=device, step=step, challenge=session.get(CHALLENGE_KEY))
@@ -28,6 +36,7 @@ def _panel(status=200, retry_after=None, *, device=None, step=None, error=None, 
         tab=tab, error=error, status_message=status_message,
         password_form=password_form or ConfirmPasswordForm(), phone_form=phone_form or PhoneNumberForm(),
         code_form=code_form or CodeForm(), resend_form=ResendForm(), choose_form=ChooseDeviceForm(),
+        vip_form=vip_form or VipCredentialForm(),
     )
     headers = {}
     if status == 429:
@@ -172,6 +181,31 @@ def _number_again(problem):
 def continue_totp():
     """After scanning the QR code (or typing the key): ask for the app's code."""
     return _panel(step=methods.Step(methods.AUTHENTICATOR, "code"))
+
+
+@bp.route("/security/vip", methods=["POST"])
+@fresh_password_required
+def register_vip_credential():
+    """Check a Symantec VIP Access Credential ID and two codes with VIP and make it the one MFA method."""
+    now = clock.now()
+    user = current_user._get_current_object()
+    form = VipCredentialForm()
+    vip_step = methods.Step(methods.VIP_ACCESS, methods.VIP_ACCESS.entry_step)
+    if not form.validate_on_submit():
+        return _panel(400, step=vip_step, vip_form=form)
+    try:
+        enrollment.register_vip(user, form.credential_id.data, form.first_code.data, form.second_code.data, now=now)
+    except MalformedCredentialId as error:
+        form.credential_id.errors.append(str(error))
+        return _failed(error, step=vip_step, vip_form=form)
+    except MethodNotAllowed as error:
+        return _failed(error, error=str(error))
+    except MfaError as error:
+        form.first_code.errors.append(str(error))
+        return _failed(error, step=vip_step, vip_form=form)
+    signin.renew_login(user, now=now, password_fresh=False)
+    flash(_turned_on(user), "success")
+    return hx_redirect(url_for("dashboard.index"))
 
 
 @bp.route("/security/verify", methods=["POST"])
