@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, event, text
 
-from bench import flows, notices, seed
+from bench import flows, notices, search, seed
 from bench.servers import ROOT, Server
 
 RESULTS = ROOT / "bench" / "results"
@@ -393,6 +393,7 @@ def main() -> int:
     parser.add_argument("--scale-backends", default="postgresql")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"sections to run, of {','.join(SECTIONS)} (logins need floors, so they run them too)")
+    parser.add_argument("--search-sizes", default="10000,1000000", help="users, small then large, for support's search")
     parser.add_argument("--queue-sizes", default="1000,10000,50000", help="practice sizes for the request's time")
     parser.add_argument("--queue-drain", type=int, default=50000, help="practice size whose notices are drained")
     parser.add_argument("--queue-rounds", type=int, default=20, help="timed on/off requests per size")
@@ -420,6 +421,10 @@ def main() -> int:
             for kind in filter(None, args.scale_backends.split(",")):
                 print(f"review pages on {kind} ...", file=sys.stderr)
                 scale_benchmark(kind, results, workdir, sizes=sizes, repeats=args.repeats)
+        if "search" in only:
+            print("support's user search (PostgreSQL) ...", file=sys.stderr)
+            search.search_benchmark(results, workdir, sizes=[int(n) for n in args.search_sizes.split(",")],
+                                    repeats=args.repeats)
         if "queue" in only:
             print("task queue: a practice's notices (PostgreSQL, Redis) ...", file=sys.stderr)
             notices.queue_benchmark(
@@ -430,13 +435,14 @@ def main() -> int:
     stem = results["date"][:10]
     if only != set(SECTIONS):
         results = _merge_into_day(RESULTS / f"{stem}.json", results)
-    results["verdicts"] = verdicts(results) + notices.verdicts(results)
+    results["verdicts"] = (verdicts(results) + search.verdicts(results, TARGETS["scale_p95_ratio"])
+                           + notices.verdicts(results))
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    table, queue_table = markdown(results), notices.markdown(results)
+    table, queue_table = markdown(results) + search.markdown(results), notices.markdown(results)
     (RESULTS / f"{stem}.md").write_text("\n".join(filter(None, [table, queue_table])))
     if README.exists():
         text_ = README.read_text()
-        if only & {"floors", "logins", "scale"}:
+        if only & {"floors", "logins", "scale", "search"}:
             text_ = _replace_block(text_, "<!-- latest results -->", "<!-- end of latest results -->", table)
         if "queue" in only:
             text_ = _replace_block(text_, "<!-- latest queue results -->", "<!-- end of latest queue results -->",
@@ -446,7 +452,7 @@ def main() -> int:
     return 0
 
 
-SECTIONS = ("floors", "logins", "scale", "queue")
+SECTIONS = ("floors", "logins", "scale", "search", "queue")
 
 
 def _merge_into_day(path: Path, results: dict) -> dict:

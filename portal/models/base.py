@@ -38,3 +38,13 @@ def render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
     return False
+
+
+# PostgreSQL-only indexes that migrations create and the models do not declare (they would be
+# plain B-trees elsewhere): support's trigram search indexes (migration 0015).
+SEARCH_INDEX_SUFFIX = "_trgm"
+
+
+def skip_search_indexes(obj, name, type_, reflected, compare_to):
+    """Alembic `include_object` hook: leave the trigram search indexes out of autogenerate."""
+    return not (type_ == "index" and name and name.endswith(SEARCH_INDEX_SUFFIX))
