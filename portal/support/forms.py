@@ -1,4 +1,13 @@
-from wtforms import DateField, PasswordField, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
+from wtforms import (
+    DateField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import CodeForm, PortalForm
@@ -17,7 +26,19 @@ class ClearMfaForm(PortalForm):
     submit = SubmitField("Clear MFA settings")
 
 
-class RequirementForm(PortalForm):
+class PreviewedForm(PortalForm):
+    """A practice-wide change: the first post shows its effect; the confirmation posts again
+    with `seen`, the token of the numbers support saw (first-step forms render only the CSRF
+    field of their hidden ones: `form.hidden_tag("csrf_token")`)."""
+
+    seen = HiddenField(validators=[Optional(), Length(max=64)])
+
+    @property
+    def confirming(self) -> bool:
+        return bool(self.seen.data)
+
+
+class RequirementForm(PreviewedForm):
     when = RadioField("When", choices=[SelectChoice("now", "Required now"),
                                        SelectChoice("from", "Required from a date (a grace period)")],
                       default="now", validators=[Optional()])
@@ -27,7 +48,7 @@ class RequirementForm(PortalForm):
     submit = SubmitField("Save")
 
 
-class StopRequirementForm(PortalForm):
+class StopRequirementForm(PreviewedForm):
     reason = TextAreaField("Reason", id="stop-reason",
                            validators=[DataRequired(message="Give a reason."), Length(max=500)])
     submit = SubmitField("Save")
@@ -45,7 +66,7 @@ class DeclineLostAccessForm(PortalForm):
     submit = SubmitField("Decline")
 
 
-class DecideRequestForm(PortalForm):
+class DecideRequestForm(PreviewedForm):
     note = TextAreaField("Note for the practice admin",
                          validators=[DataRequired(message="Give a note for the practice admin."), Length(max=1000)])
     approve = SubmitField("Approve")

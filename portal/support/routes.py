@@ -10,7 +10,7 @@ from portal.audit.query import AuditFilter, events
 from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
-from portal.htmx import hx_redirect, is_htmx
+from portal.htmx import hx_redirect, render, wants_fragment
 from portal.mfa.enrollment import clear_by_support
 from portal.mfa.errors import CannotClear, MfaError
 from portal.models import LostAccessRequest, Practice, RequirementRequest, User
@@ -63,11 +63,15 @@ def confirm():
     return render_template("support/confirm.html", form=form, next_url=next_url), status
 
 
-def _index(status=200, error=None):
+def _index(status=200, error=None, answering=None, **answer):
+    """The overview; `answering` is a request being answered (its confirmation or its errors)."""
+    queue = lost_access.open_requests()
+    now = clock.now()
     return render_template("support/index.html", practices=directory.practices_overview(),
                            open_requests=requirement.open_requests(), decide_form=DecideRequestForm(),
-                           lost_access=lost_access.open_requests(), clear_form=ClearMfaForm(),
-                           decline_form=DeclineLostAccessForm(), error=error), status
+                           lost_access=queue, clear_form=ClearMfaForm(), decline_form=DeclineLostAccessForm(),
+                           clear_effects={row.request.id: requirement.clear_effect(row.user, now=now) for row in queue},
+                           error=error, answering=answering, answer=answer), status
 
 
 @bp.route("/")
@@ -115,8 +119,10 @@ def find_users():
 
 
 def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | None = None):
-    return render_template("support/show_user.html", user=user, state=directory.mfa_state(user, clock.now()),
-                           form=form, unlock_form=UnlockForm(), error=error), status
+    now = clock.now()
+    return render_template("support/show_user.html", user=user, state=directory.mfa_state(user, now),
+                           clear_effect=requirement.clear_effect(user, now=now), form=form, unlock_form=UnlockForm(),
+                           error=error), status
 
 
 @bp.route("/users/<id:user_id>")
@@ -140,12 +146,6 @@ def clear_mfa(user_id):
     return hx_redirect(url_for("support.show_user", user_id=user.id))
 
 
-def _practice_page(practice, form=None, stop_form=None, status=200, error=None):
-    return render_template("support/show_practice.html", practice=practice, form=form or RequirementForm(),
-                           stop_form=stop_form or StopRequirementForm(), error=error,
-                           open_request=requirement.open_request(practice.id)), status
-
-
 @bp.route("/users/<id:user_id>/unlock", methods=["POST"])
 def unlock_user(user_id):
     """End a user's password or code lock early, with a reason (audited)."""
@@ -161,6 +161,15 @@ def unlock_user(user_id):
     return hx_redirect(url_for("support.show_user", user_id=user.id))
 
 
+def _practice_page(practice, form=None, stop_form=None, status=200, error=None, preview=None, outdated=False):
+    """The practice page, or (for an HTMX swap) its requirement panel: the forms, or the
+    confirmation of a change with its effect (`preview`)."""
+    return render("support/show_practice.html", "support/_requirement_panel.html", target="requirement-panel",
+                  practice=practice, form=form or RequirementForm(), stop_form=stop_form or StopRequirementForm(),
+                  error=error, preview=preview, outdated=outdated,
+                  open_request=requirement.open_request(practice.id)), status
+
+
 @bp.route("/practices/<id:practice_id>")
 def show_practice(practice_id):
     """Show a practice's requirement and the forms to change it."""
@@ -169,11 +178,12 @@ def show_practice(practice_id):
 
 @bp.route("/practices/<id:practice_id>/requirement", methods=["POST"])
 def set_requirement(practice_id):
-    """Require MFA for every user of the practice (now or from a date), move the date, or stop."""
+    """Require MFA for every user of the practice (now or from a date), move the date, or stop:
+    the first post shows what the change will do, the confirmation makes it."""
     practice = db.get_or_404(Practice, practice_id)
     wanted = request.form.get("required")
     if wanted not in ("on", "off"):
-        abort(400)
+        return _practice_page(practice, status=400, error="Choose whether MFA is to be required.")
     form = RequirementForm() if wanted == "on" else StopRequirementForm()
     page_forms = {"form": form} if wanted == "on" else {"stop_form": form}
     if not form.validate_on_submit():
@@ -185,34 +195,58 @@ def set_requirement(practice_id):
             return _practice_page(practice, status=400, **page_forms)
         starts = requirement.start_of_day(form.starts_on.data)
     try:
-        notified = requirement.set_requirement(practice, wanted == "on", actor=current_user,
-                                               reason=form.reason.data, now=clock.now(), starts=starts)
+        if not form.confirming:
+            shown = requirement.preview(practice, wanted == "on", starts, now=clock.now())
+            return _practice_page(practice, preview=shown, **page_forms)
+        done = requirement.confirm_change(practice, wanted == "on", starts, seen=form.seen.data, actor=current_user,
+                                          reason=form.reason.data, now=clock.now())
     except EnforcementError as error:
         return _practice_page(practice, status=error.status, error=str(error), **page_forms)
-    if starts:
-        flash(f"MFA will be required for {practice.name} from {format_time(starts)}. "
-              f"{notified} user(s) without MFA will be emailed now and reminded before then.", "success")
-    elif wanted == "on":
-        flash(f"MFA is now required for {practice.name}. {notified} user(s) without MFA will be emailed.", "success")
+    if not done.applied:
+        return _practice_page(practice, status=409, preview=done.preview, outdated=True, **page_forms)
+    preview = done.preview
+    if preview.starts:
+        flash(f"MFA will be required for {practice.name} from {format_time(preview.starts)}. "
+              f"{preview.emailed} user(s) without MFA will be emailed now and reminded before then.", "success")
+    elif preview.required:
+        flash(f"MFA is now required for {practice.name}. {preview.emailed} user(s) without MFA will be emailed.",
+              "success")
     else:
         flash(f"MFA is no longer required for {practice.name}.", "success")
     return hx_redirect(url_for("support.show_practice", practice_id=practice.id))
 
 
+def _request_page(req, form, status=200, error=None, preview=None, outdated=False):
+    """The overview with one request's answer: its confirmation, or its form with an error (an
+    HTMX swap gets that request's part of the page)."""
+    if wants_fragment(f"request-{req.id}"):
+        return render_template("support/_request.html", req=req, decide_form=form, answer_form=form,
+                               request_error=error, preview=preview, outdated=outdated), status
+    closed = req.status != "pending"  # no longer listed: its error goes at the top
+    return _index(status, error=error if closed else None, answering=req, answer_form=form, request_error=error,
+                  preview=preview, outdated=outdated)
+
+
 @bp.route("/requests/<id:request_id>/decide", methods=["POST"])
 def decide_request(request_id):
-    """Approve or decline a practice admin's request."""
+    """Decline a practice admin's request, or approve it: first its effect, then the confirmation."""
     req = db.get_or_404(RequirementRequest, request_id)
     form = DecideRequestForm()
     if not form.validate_on_submit():
-        flash(" ".join(form.note.errors) or "Give a note for the practice admin.", "error")
-        return redirect(url_for("support.index"), code=303) if not is_htmx() else hx_redirect(url_for("support.index"))
+        return _request_page(req, form, 400)
+    approve = bool(form.approve.data)
     try:
-        requirement.decide(req, actor=current_user, approve=bool(form.approve.data), note=form.note.data,
-                           now=clock.now())
+        if not approve:
+            requirement.decide(req, actor=current_user, approve=False, note=form.note.data, now=clock.now())
+        elif not form.confirming:
+            return _request_page(req, form, preview=requirement.preview_request(req, now=clock.now()))
+        else:
+            done = requirement.approve_request(req, seen=form.seen.data, actor=current_user, note=form.note.data,
+                                               now=clock.now())
+            if not done.applied:
+                return _request_page(req, form, 409, preview=done.preview, outdated=True)
     except EnforcementError as error:
-        flash(str(error), "error")
-        return hx_redirect(url_for("support.index"))
+        return _request_page(req, form, error.status, error=str(error))
     flash(f"Request #{req.id} from {req.practice.name} {req.status}.", "success")
     return hx_redirect(url_for("support.index"))
 

@@ -9,6 +9,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, MfaEnrollment, Practice, RequirementRequest
 from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
 from tests.functional.mfa_helpers import totp_now
+from tests.functional.support_helpers import change_confirmed
 
 SECRET_PHONE = "+12025550143"
 
@@ -154,8 +155,8 @@ def test_turning_the_requirement_on_sends_logged_in_users_to_enrollment(app, cli
 
     no_reason = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": ""})
     assert no_reason.status_code == 400
-    response = client.post(f"/support/practices/{practice.id}/requirement",
-                           data={"required": "on", "reason": "Practice asked by phone"})
+    response = change_confirmed(client, f"/support/practices/{practice.id}/requirement",
+                                {"required": "on", "reason": "Practice asked by phone"})
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.get(Practice, practice.id).mfa_required is True
@@ -167,7 +168,8 @@ def test_turning_the_requirement_on_sends_logged_in_users_to_enrollment(app, cli
 
     again = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "on", "reason": "again"})
     assert again.status_code == 400 and "already required" in again.get_data(as_text=True)
-    off = client.post(f"/support/practices/{practice.id}/requirement", data={"required": "off", "reason": "Trial over"})
+    off = change_confirmed(client, f"/support/practices/{practice.id}/requirement",
+                           {"required": "off", "reason": "Trial over"})
     assert off.status_code == 303
     assert user_client.get("/").status_code == 200
 
@@ -183,10 +185,10 @@ def test_request_and_approve_round_trip(app, client, support, clock):
     assert "Asking Clinic: require MFA" in overview and "Our board wants it" in overview
     req = db.session.scalar(select(RequirementRequest))
     no_note = client.post(f"/support/requests/{req.id}/decide", data={"note": "", "approve": "Approve"})
-    assert no_note.status_code == 303
+    assert no_note.status_code == 400 and "Give a note for the practice admin." in no_note.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(RequirementRequest, req.id).status == "pending"
-    client.post(f"/support/requests/{req.id}/decide", data={"note": "Done, as discussed", "approve": "Approve"})
+    change_confirmed(client, f"/support/requests/{req.id}/decide", {"note": "Done, as discussed", "approve": "Approve"})
     db.session.expire_all()
     assert db.session.get(RequirementRequest, req.id).status == "approved"
     assert db.session.get(Practice, practice.id).mfa_required is True
@@ -194,7 +196,7 @@ def test_request_and_approve_round_trip(app, client, support, clock):
     # The admin has no MFA, so the requirement now sends them to enrollment first.
     assert page.headers["Location"] == "/account/security"
     twice = client.post(f"/support/requests/{req.id}/decide", data={"note": "again", "decline": "Decline"})
-    assert twice.status_code == 303
+    assert twice.status_code == 409 and "already decided" in twice.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(RequirementRequest, req.id).status == "approved"
 
@@ -216,9 +218,10 @@ def test_support_audit_page_filters(client, support, clock):
     practice = make_practice("Audited")
     user = make_user("audited@clinic.test", practice=practice)
     page = client.get("/support/audit").get_data(as_text=True)
-    assert "support.confirmed" in page and "login.succeeded" in page
+    assert "Support access confirmed" in page and "Logged in" in page
     filtered = client.get(f"/support/audit?event_type=login.succeeded&user={support.id}").get_data(as_text=True)
-    assert "support.confirmed</td>" not in filtered and "login.succeeded</td>" in filtered
+    table = filtered.split('id="audit-table"')[1]
+    assert "Support access confirmed" not in table and "Logged in" in table
     for bad in ("user=abc", "from=notadate", "event_type=%3Cscript%3E", "before=-1", "practice=99999999999999999999"):
         assert client.get(f"/support/audit?{bad}").status_code == 200
     assert user.id
