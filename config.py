@@ -257,6 +257,7 @@ class DevelopmentConfig(Config):
     # VIP Access through the stand-in inside the portal (portal/dev, DEV_OUTBOX): the dev outbox
     # page shows the demo credentials' codes.
     VIP_API_BASE_URL = os.environ.get("VIP_API_BASE_URL", Config.PUBLIC_BASE_URL.rstrip("/") + "/dev/vip")
+    VIP_DEV_STATE_PATH = os.environ.get("VIP_DEV_STATE_PATH", str(INSTANCE_DIR / "dev-vip.json"))
 
 
 class TestingConfig(Config):

@@ -7,18 +7,18 @@ from portal.delivery import outbox
 from portal.dev import bp, vip_standin
 from portal.extensions import csrf
 
-# Development's VIP service, inside the portal: one per process, its bindings kept in the
-# instance folder so a restart keeps enrolled demo users working.
+# Development's VIP service, inside the portal: one per process, its bindings kept in
+# VIP_DEV_STATE_PATH (if set) so a restart keeps enrolled demo users working.
 _VIP = {}
 
 
 def _vip_stand_in() -> vip_standin.StandIn:
     stand_in = _VIP.get("service")
     if stand_in is None:
-        path = None
-        if not current_app.testing:
-            Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
-            path = Path(current_app.instance_path) / "dev-vip.json"
+        path = current_app.config.get("VIP_DEV_STATE_PATH")
+        if path:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
         stand_in = _VIP["service"] = vip_standin.StandIn(state_path=path)
         stand_in.add_demo_tokens()
     return stand_in

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -67,6 +68,10 @@ class Method:
     def offer(self) -> str:
         """The line under its button: `summary`, and the paths under it that are offered."""
         return self.summary
+
+    def prompt(self) -> str | None:
+        """What the code page says about where the code comes from, for a method that sends none."""
+        return None
 
     @property
     def channel(self) -> delivery.Channel | None:
@@ -159,6 +164,10 @@ class _Authenticator(Method):
                    "Symantec VIP Access with its Credential ID."
         return self.summary
 
+    def prompt(self):
+        issuer = current_app.config["MFA_ISSUER"]
+        return f"Open your authenticator app and enter the 6-digit code it shows for {issuer}."
+
     def setup_display(self, user, pending):
         """The QR code (SVG, drawn here) and the manual key; the secret never leaves our origin."""
         secret = crypto.decrypt(pending.totp_secret)
@@ -196,6 +205,9 @@ class _VipAccess(Method):
     def masked_destination(self, user, details):
         credential_id = getattr(details, "vip_credential_id", None) if details is not None else None
         return vip.mask_credential_id(credential_id) if credential_id else None
+
+    def prompt(self):
+        return "Open Symantec VIP Access and enter the 6-digit security code it shows now."
 
     def check_code(self, user, details, raw_code, *, purpose, challenge, now):
         return vip_codes.check(user, details, raw_code, now=now)

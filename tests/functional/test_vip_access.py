@@ -209,7 +209,7 @@ def test_log_in_with_a_vip_code_and_replay_refused(app, client, auth, clinician,
     response = auth.login(EMAIL, PASSWORD)
     assert response.headers["Location"] == "/login/code"
     page = client.get("/login/code").get_data(as_text=True)
-    assert "Enter the code provided" in page
+    assert "Enter the code provided" in page and "Open Symantec VIP Access and enter the 6-digit security code" in page
     current = next_code(secret)
     assert auth.enter_code(current).status_code == 303
     assert client.get("/").status_code == 200
