@@ -31,7 +31,8 @@ EVENT_TYPES = (
     "mfa.code_sent", "mfa.code_send_failed", "mfa.code_resent", "mfa.code_verified", "mfa.code_failed",
     "mfa.locked", "mfa.enrolled", "mfa.switched", "mfa.cleared",
     "practice.requirement_changed", "practice.request_made", "practice.request_decided",
-    "invitation.sent", "invitation.accepted", "password_reset.requested", "password_reset.completed",
+    "invitation.sent", "invitation.accepted", "invitation.resent", "invitation.revoked",
+    "password_reset.requested", "password_reset.completed",
     "logout", "support.confirmed", "mfa.lost_access_requested", "mfa.lost_access_decided",
     "support.unlocked",
 )

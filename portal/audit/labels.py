@@ -54,6 +54,8 @@ LABELS: dict[str, str] = {
     "practice.request_decided": "Requirement change request answered",
     "invitation.sent": "Invitation sent",
     "invitation.accepted": "Invitation accepted",
+    "invitation.resent": "Invitation sent again",
+    "invitation.revoked": "Invitation withdrawn",
     "password_reset.requested": "Password reset requested",
     "password_reset.completed": "Password changed with a reset link",
     "support.confirmed": "Support access confirmed",
@@ -130,6 +132,10 @@ _CODE_REFUSALS = {
     "InvalidCode": "wrong code", "MalformedCode": "not six digits", "CodeExpired": "code expired",
     "CodeUsedUp": "code tried too many times", "NoActiveCode": "no code waiting", "AccountLocked": "codes locked",
     "EnrollmentExpired": "set-up took too long",
+    "SecurityCodesRejected": "security codes not accepted by VIP", "SameSecurityCodes": "the same code twice",
+    "MalformedCredentialId": "not a Credential ID", "UnknownCredentialId": "Credential ID unknown to VIP",
+    "VipUnavailable": "VIP could not be reached", "VipCodeNotChecked": "VIP could not be reached",
+    "CredentialNotBound": "credential no longer at VIP",
 }
 _SESSION_ENDINGS = {"idle": "no activity for too long", "absolute": "the session reached its longest life",
                     "missing": "the session's times were missing"}

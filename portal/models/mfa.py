@@ -10,10 +10,12 @@ from portal.models.base import UTCDateTime, clock_now
 
 # The schema's own guard; what each method is and does lives in portal.mfa.methods.
 _METHOD_CHECK = "method IN ('sms', 'email', 'totp')"
+# Authenticator Apps hold either our own secret (QR code) or a Symantec VIP Access Credential ID.
 _DETAILS_CHECK = (
-    "(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL)"
-    " OR (method = 'totp' AND totp_secret IS NOT NULL AND phone_e164 IS NULL)"
-    " OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL)"
+    "(method = 'sms' AND phone_e164 IS NOT NULL AND totp_secret IS NULL AND vip_credential_id IS NULL)"
+    " OR (method = 'totp' AND phone_e164 IS NULL AND ((totp_secret IS NOT NULL AND vip_credential_id IS NULL)"
+    " OR (totp_secret IS NULL AND vip_credential_id IS NOT NULL)))"
+    " OR (method = 'email' AND phone_e164 IS NULL AND totp_secret IS NULL AND vip_credential_id IS NULL)"
 )
 
 
@@ -37,6 +39,8 @@ class _MethodDetails:
     phone_e164: Mapped[str | None] = mapped_column(String(16))
     # Fernet token (MultiFernet, keys from configuration); never the plain secret.
     totp_secret: Mapped[str | None] = mapped_column(Text)
+    # A Symantec VIP Access credential (four letters, eight digits); its codes are checked by VIP.
+    vip_credential_id: Mapped[str | None] = mapped_column(String(12))
 
 
 class MfaEnrollment(_MethodDetails, db.Model):
@@ -46,6 +50,8 @@ class MfaEnrollment(_MethodDetails, db.Model):
 
     # The last accepted TOTP time step; any step at or before it is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # VIP Access: keyed hash of the last code VIP accepted (with its time step above): a replay.
+    vip_last_code: Mapped[str | None] = mapped_column(String(64))
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

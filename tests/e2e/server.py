@@ -24,7 +24,7 @@ DEMO_PASSWORD = "Demo-Passw0rd!"
 # Settings the server reads from the environment; the test runner's own values must not leak
 # in (a CI job's Redis or PostgreSQL, a production SECRET_KEY...).
 _CONFIG_PREFIXES = ("MAIL_", "SMS_", "TWILIO_", "MFA_", "SESSION_", "SUPPORT_", "LIMIT_", "RATELIMIT_",
-                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_", "QUEUE_", "AUDIT_")
+                    "ARGON2_", "GUNICORN_", "PASSWORD_", "TEST_", "FLASK_", "QUEUE_", "AUDIT_", "VIP_")
 _CONFIG_NAMES = {"SECRET_KEY", "DATABASE_URL", "DEV_OUTBOX", "PORTAL_CONFIG", "PORTAL_NAME", "PUBLIC_BASE_URL",
                  "TRUSTED_PROXY_COUNT", "EMAIL_ALLOW_TEST_DOMAIN", "FORWARDED_ALLOW_IPS", "TRUSTED_HOSTS"}
 
@@ -165,7 +165,10 @@ def launch_server(template: Path, directory: Path, settings: tuple[tuple[str, st
     port = free_port()
     # Several servers run at once (the next test's is started early): no shared control socket.
     env = server_env(database, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", GUNICORN_THREADS="4",
-                     GUNICORN_CMD_ARGS="--no-control-socket", **dict(settings))
+                     GUNICORN_CMD_ARGS="--no-control-socket",
+                     # VIP Access through the development stand-in inside this server (portal/dev).
+                     VIP_API_BASE_URL=f"http://127.0.0.1:{port}/dev/vip",
+                     VIP_DEV_STATE_PATH=str(database.with_name(database.stem + "-vip.json")), **dict(settings))
     log_path = directory / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],

@@ -368,7 +368,7 @@ def test_parallel_registrations_of_one_pair_of_codes_bind_once(app, client, clin
     assert db.session.scalar(select(func.count(MfaEnrollment.id))) == 1
 
 
-def test_vip_access_is_hidden_when_not_configured(make_app, clock):
+def test_vip_access_is_hidden_when_not_configured(app, make_app, clock):  # app: emptied afterwards
     """Without VIP_API_BASE_URL: no VIP path on the Security tab, and choosing it is refused."""
     plain = make_app()
     with plain.app_context():
