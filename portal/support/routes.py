@@ -5,8 +5,7 @@ from portal import auth_state, clock, limits
 from portal.access import safe_next
 from portal.accounts import lockout, lost_access, signin
 from portal.accounts.errors import AccountError
-from portal.audit import EVENT_TYPES
-from portal.audit.query import AuditFilter, events
+from portal.audit.query import audit_page
 from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
@@ -254,7 +253,5 @@ def decide_request(request_id):
 @bp.route("/audit")
 def list_audit():
     """The whole audit trail, filtered and paged."""
-    filters = AuditFilter.from_args(request.args)
-    rows, next_before = events(filters)
-    return render_template("support/list_audit.html", rows=rows, filters=filters, next_before=next_before,
-                           event_types=EVENT_TYPES, endpoint="support.list_audit")
+    page = audit_page(request.args)
+    return render_template("support/list_audit.html", page=page, endpoint="support.list_audit")
