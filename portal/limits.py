@@ -59,6 +59,14 @@ def _account_key() -> str:
     return f"account:{canonical_email(request.form.get('email') or '')[:254]}"
 
 
+def _user_key() -> str:
+    """The logged-in user (their address if nobody is logged in)."""
+    from flask_limiter.util import get_remote_address
+    from flask_login import current_user
+
+    return f"user:{current_user.id}" if current_user.is_authenticated else get_remote_address()
+
+
 def _exempt_get() -> bool:
     return request.method not in ("POST",)
 
@@ -72,3 +80,5 @@ reset_per_address = limiter.limit(_config("LIMIT_RESET_PER_ADDRESS"), exempt_whe
 reset_per_account = limiter.limit(_config("LIMIT_RESET_PER_ACCOUNT"), key_func=_account_key, exempt_when=_exempt_get)
 link_per_address = limiter.limit(_config("LIMIT_LINK_PER_ADDRESS"))
 lost_access_per_address = limiter.limit(_config("LIMIT_LOST_ACCESS_PER_ADDRESS"), exempt_when=_exempt_get)
+invitation_resend_per_user = limiter.limit(_config("LIMIT_INVITATION_RESEND_PER_USER"), key_func=_user_key,
+                                           exempt_when=_exempt_get)

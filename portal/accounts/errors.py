@@ -59,3 +59,17 @@ class PasswordLocked(RetryLater, AccountError):
     def __init__(self, retry_after: timedelta):
         super().__init__(retry_after, f"Too many incorrect passwords. For your security, try again in "
                                       f"{wording.wait_in_minutes(retry_after)}.")
+
+
+class InvitationNotFound(AccountError):
+    """No such invitation in the admin's own practice (another practice's look the same)."""
+
+    status = 404
+    default = "There is no such invitation in your practice."
+
+
+class InvitationClosed(AccountError):
+    """The invitation was accepted, revoked, replaced or has expired: nothing more to do with it."""
+
+    status = 409
+    default = "This invitation is no longer open."

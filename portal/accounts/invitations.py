@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal import audit
 from portal.accounts import passwords, tokens
-from portal.accounts.errors import EmailTaken, InvalidToken, TokenExpired
+from portal.accounts.errors import (
+    EmailTaken,
+    InvalidToken,
+    InvitationClosed,
+    InvitationNotFound,
+    TokenExpired,
+    TokenUsed,
+)
 from portal.accounts.users import create_user, find_by_email, normalise_email
 from portal.delivery import send_email
 from portal.extensions import db
@@ -37,7 +44,6 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
     if role not in PRACTICE_ROLES:
         raise ValueError(f"Unknown role {role!r}")
     email = normalise_email(email)
-    owner = find_by_email(email)
     for old in db.session.scalars(
         select(Invitation).where(
             Invitation.email == email,
@@ -47,7 +53,49 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
         )
     ):
         old.revoked_at = now
-    invitation = Invitation(practice_id=admin.practice_id, email=email, display_name=display_name.strip(), role=role,
+    invitation = _issue(admin, email=email, display_name=display_name.strip(), role=role, now=now)
+    audit.record("invitation.sent", actor=admin, practice_id=admin.practice_id, now=now,
+                 detail={"email": email, "role": role})
+    db.session.commit()
+    return invitation
+
+
+def resend(*, admin: User, invitation_id: int, now: datetime) -> Invitation:
+    """Replace an open invitation of the admin's practice with a new one (a fresh link, the full
+    lifetime from now) and email it the way `invite` does; the old link stops working.
+
+    Raises InvitationNotFound (not an invitation of this practice), InvitationClosed (accepted,
+    revoked, replaced or expired, perhaps by a request racing this one), DeliveryError. Of
+    requests racing on one invitation (resend, revoke, accept) exactly one wins; on a delivery
+    failure nothing is kept and the old link still works. Commits.
+    """
+    old = _close(admin, invitation_id, now)
+    invitation = _issue(admin, email=old.email, display_name=old.display_name, role=old.role, now=now)
+    audit.record("invitation.resent", actor=admin, practice_id=admin.practice_id, now=now,
+                 detail={"email": old.email, "role": old.role})
+    db.session.commit()
+    return invitation
+
+
+def revoke(*, admin: User, invitation_id: int, now: datetime) -> Invitation:
+    """Withdraw an open invitation of the admin's practice: its link gets the link-problem page.
+
+    Raises InvitationNotFound, InvitationClosed (as `resend`; of racing requests exactly one
+    wins, so an accept and a revoke never both succeed). Commits.
+    """
+    old = _close(admin, invitation_id, now)
+    audit.record("invitation.revoked", actor=admin, practice_id=admin.practice_id, now=now,
+                 detail={"email": old.email, "role": old.role})
+    db.session.commit()
+    return old
+
+
+def _issue(admin: User, *, email: str, display_name: str, role: str, now: datetime) -> Invitation:
+    """Add a new invitation (flushed, not committed) and email it: the link to a new address, a
+    short notice without it to the owner of an existing account (see `invite`). Raises
+    DeliveryError, after rolling back everything the transaction held."""
+    owner = find_by_email(email)
+    invitation = Invitation(practice_id=admin.practice_id, email=email, display_name=display_name, role=role,
                             invited_by_id=admin.id, created_at=now,
                             expires_at=now + current_app.config["INVITATION_MAX_AGE"])
     link = tokens.issue_link(invitation, PURPOSE, "auth.accept_invitation")
@@ -66,10 +114,55 @@ def invite(*, admin: User, email: str, display_name: str, role: str, now: dateti
     except Exception:
         db.session.rollback()
         raise
-    audit.record("invitation.sent", actor=admin, practice_id=admin.practice_id, now=now,
-                 detail={"email": email, "role": role})
-    db.session.commit()
     return invitation
+
+
+def _open(now: datetime):
+    return (Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > now)
+
+
+def _close(admin: User, invitation_id: int, now: datetime) -> Invitation:
+    """Revoke one open invitation of the admin's practice and return it (not committed).
+
+    One conditional UPDATE decides: of requests racing on the invitation (revoke, resend,
+    accept: see `accept`), exactly one finds it open. Raises InvitationNotFound,
+    InvitationClosed (rolled back).
+    """
+    closed = db.session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.practice_id == admin.practice_id, *_open(now))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if closed == 1:
+        return db.session.get(Invitation, invitation_id, populate_existing=True)
+    db.session.rollback()
+    invitation = db.session.get(Invitation, invitation_id, populate_existing=True)
+    if invitation is None or invitation.practice_id != admin.practice_id:
+        raise InvitationNotFound()
+    if invitation.accepted_at is not None:
+        raise InvitationClosed(f"{invitation.email} has already accepted this invitation.")
+    if invitation.revoked_at is not None:
+        if _replaced(invitation):
+            raise InvitationClosed(f"The invitation to {invitation.email} was already replaced by a newer one.")
+        raise InvitationClosed(f"The invitation to {invitation.email} was already revoked.")
+    raise InvitationClosed(f"The invitation to {invitation.email} has expired. Invite them again.")
+
+
+def _replaced(invitation: Invitation) -> bool:
+    """Whether a later invitation went to the same address for the same practice."""
+    return db.session.scalar(
+        select(Invitation.id).where(Invitation.practice_id == invitation.practice_id,
+                                    Invitation.email == invitation.email, Invitation.id > invitation.id).limit(1)
+    ) is not None
+
+
+def _revoked(invitation: Invitation) -> InvalidToken:
+    """What the holder of a revoked link is told: replaced by a newer email, or withdrawn."""
+    if _replaced(invitation):
+        return InvalidToken("This invitation was replaced by a newer one. Use the latest email.")
+    return InvalidToken("This invitation was withdrawn by your practice. Ask your practice admin if you still "
+                        "need an account.")
 
 
 def open_for_practice(practice_id: int, *, now: datetime) -> list[Invitation]:
@@ -89,7 +182,7 @@ def load(token: str, *, now: datetime) -> Invitation:
     """Return the open invitation a link points to. Raises InvalidToken, TokenExpired, TokenUsed."""
     invitation = tokens.load_record(Invitation.accepted_at, PURPOSE, token)
     if invitation.revoked_at is not None:
-        raise InvalidToken("This invitation was replaced by a newer one. Use the latest email.")
+        raise _revoked(invitation)
     if now >= invitation.expires_at:
         raise TokenExpired("This invitation has expired. Ask your practice admin to invite you again.")
     return invitation
@@ -99,11 +192,19 @@ def accept(token: str, password: str, *, now: datetime) -> User:
     """Create the invited user with this password and a verified email; use up the link.
 
     Raises InvalidToken, TokenExpired, TokenUsed, WeakPassword, EmailTaken. The invitation
-    row is claimed with a conditional UPDATE so two concurrent accepts create one user.
+    row is claimed with a conditional UPDATE that also needs it unrevoked, so of two concurrent
+    accepts one creates the user, and an accept racing a revoke or a resend either wins or is
+    refused (never both).
     """
     invitation = load(token, now=now)
     passwords.check_policy(password)
-    tokens.claim(Invitation.accepted_at, invitation.id, now)
+    try:
+        tokens.claim(Invitation.accepted_at, invitation.id, now, Invitation.revoked_at.is_(None))
+    except TokenUsed:
+        invitation = db.session.get(Invitation, invitation.id, populate_existing=True)
+        if invitation.accepted_at is None and invitation.revoked_at is not None:
+            raise _revoked(invitation) from None
+        raise
     try:
         user = create_user(
             email=invitation.email,

@@ -78,12 +78,13 @@ def load_record(column, purpose: str, token: str):
     return record
 
 
-def claim(column, record_id: int, now: datetime) -> None:
+def claim(column, record_id: int, now: datetime, *still) -> None:
     """Use up a link's record once: a conditional UPDATE of its "used" time, so of two
-    concurrent uses exactly one wins. Not committed. Raises TokenUsed (rolled back)."""
+    concurrent uses exactly one wins; `still` are further conditions the record must meet at
+    that moment (e.g. not revoked). Not committed. Raises TokenUsed (rolled back)."""
     table = column.class_
     claimed = db.session.execute(
-        update(table).where(table.id == record_id, column.is_(None)).values({column.key: now})
+        update(table).where(table.id == record_id, column.is_(None), *still).values({column.key: now})
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:

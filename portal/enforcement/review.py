@@ -19,10 +19,18 @@ from portal.mfa import methods
 from portal.models import MfaEnrollment, PracticeMfaCount, User
 
 PER_PAGE = 25
+# The method column sorts by what it shows, the registry's labels ("Authenticator Apps", "Email",
+# "SMS"), not by the stored keys: each key's place among the labels in alphabetical order, so
+# every database agrees whatever its collation. No method: NULL (last, see `_ordered`).
+_METHOD_BY_LABEL = case(
+    {method.key: place for place, method in enumerate(sorted(methods.ALL, key=lambda method: method.label.casefold()))},
+    value=MfaEnrollment.method,
+)
 SORTS = {
-    "name": User.display_name,
-    "email": User.email,
-    "method": MfaEnrollment.method,
+    # Case-insensitive, as people read names ("de Vries" among the Ds).
+    "name": func.lower(User.display_name),
+    "email": User.email,  # stored in lower case
+    "method": _METHOD_BY_LABEL,
     "enrolled": MfaEnrollment.enrolled_at,
     "last_mfa": User.last_mfa_at,
 }
@@ -152,19 +160,28 @@ def like_pattern(text: str) -> str:
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def members(practice_id: int, limit: int = 200) -> list[User]:
-    """The practice's users by name (the invitations page lists at most `limit`)."""
-    return list(db.session.scalars(
-        select(User).where(User.practice_id == practice_id).order_by(User.display_name).limit(limit)
+@dataclass(frozen=True)
+class Members:
+    users: list[User]
+    more: bool  # there are more users than listed
+
+
+def members(practice_id: int, limit: int = 200) -> Members:
+    """The practice's first `limit` users by name (case-insensitive), for the Practice users
+    page; whether there are more (the MFA review pages and searches through all of them)."""
+    users = list(db.session.scalars(
+        select(User).where(User.practice_id == practice_id)
+        .order_by(func.lower(User.display_name), User.id).limit(limit + 1)
     ))
+    return Members(users=users[:limit], more=len(users) > limit)
 
 
 def _ordered(statement, query: TableQuery):
     column = SORTS[query.sort]
     order = column.desc() if query.direction == "desc" else column.asc()
     if query.sort not in NULLABLE_SORTS:
-        # Name and email are never empty: order by the column alone so the
-        # (practice_id, column) index can serve the page without sorting every row.
+        # Name and email are never empty: no NULLs-last term, so an index on (practice_id,
+        # the sort expression, id) can serve the page without sorting every row.
         return statement.order_by(order, User.id)
     nulls_last = case((column.is_(None), 1), else_=0)
     return statement.order_by(nulls_last, order, User.id)

@@ -21,3 +21,7 @@ class RequestRequirementForm(PortalForm):
                           description="Leave empty to ask for it at once, or pick a date up to 30 days ahead.")
     note = TextAreaField("Note for support (optional)", validators=[Optional(), Length(max=1000)])
     submit = SubmitField("Send request to support")
+
+
+class InvitationActionForm(PortalForm):
+    """Resend or revoke an open invitation: a button with no fields, CSRF-protected."""

@@ -5,19 +5,19 @@ import re
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
-from portal import clock
+from portal import clock, limits
 from portal.access import role_required
 from portal.accounts import invitations
-from portal.accounts.errors import AccountError
-from portal.audit import EVENT_TYPES
-from portal.audit.query import AuditFilter, events
+from portal.accounts.errors import AccountError, InvitationNotFound
+from portal.audit.query import audit_page
 from portal.delivery import DeliveryError
 from portal.enforcement import requirement, review
 from portal.enforcement.errors import EnforcementError
-from portal.htmx import hx_redirect, render
+from portal.htmx import hx_redirect, render, wants_fragment
 from portal.models.user import ROLE_LABELS
 from portal.practice import bp
-from portal.practice.forms import InviteUserForm, RequestRequirementForm
+from portal.practice.forms import InvitationActionForm, InviteUserForm, RequestRequirementForm
+from portal.wording import format_time
 
 
 @bp.before_request
@@ -62,8 +62,7 @@ def export_users():
             writer.writerow([
                 _cell(row.name), _cell(row.email), row.role, "yes" if row.active else "no",
                 "yes" if row.method else "no", row.method_label if row.method else "",
-                row.enrolled_at.strftime("%Y-%m-%d %H:%M") if row.enrolled_at else "",
-                row.last_mfa_at.strftime("%Y-%m-%d %H:%M") if row.last_mfa_at else "",
+                _csv_time(row.enrolled_at), _csv_time(row.last_mfa_at),
             ])
             yield buffer.getvalue()
             buffer.seek(0)
@@ -79,6 +78,12 @@ def _csv_name(practice_name: str) -> str:
     """alder-clinic-mfa-users-2026-12-01.csv: the practice and the day, in safe characters only."""
     slug = re.sub(r"[^a-z0-9]+", "-", practice_name.lower()).strip("-")[:60] or "practice"
     return f"{slug}-mfa-users-{clock.now():%Y-%m-%d}.csv"
+
+
+def _csv_time(moment) -> str:
+    """The pages' one format without its zone, which the column's heading names: a spreadsheet
+    reads "2026-12-01 14:05" as a date and time."""
+    return format_time(moment).removesuffix(" UTC") if moment else ""
 
 
 def _cell(value: str) -> str:
@@ -116,17 +121,20 @@ def show_member(user_id):
 @bp.route("/audit")
 def list_audit():
     """This practice's security events."""
-    filters = AuditFilter.from_args(request.args, practice_id=current_user.practice_id)
-    rows, next_before = events(filters)
-    return render_template("support/list_audit.html", rows=rows, filters=filters, next_before=next_before,
-                           event_types=EVENT_TYPES, endpoint="practice.list_audit", practice_scope=True)
+    page = audit_page(request.args, practice_id=current_user.practice_id)
+    return render_template("support/list_audit.html", page=page, endpoint="practice.list_audit",
+                           practice_scope=True)
+
+
+def _users_context(form: InviteUserForm | None = None, invitation_error: str | None = None) -> dict:
+    practice_id = current_user.practice_id
+    return dict(form=form or InviteUserForm(), members=review.members(practice_id),
+                pending=invitations.open_for_practice(practice_id, now=clock.now()),
+                action_form=InvitationActionForm(), role_labels=ROLE_LABELS, invitation_error=invitation_error)
 
 
 def _users_page(form: InviteUserForm, status: int = 200):
-    practice_id = current_user.practice_id
-    return render_template("practice/list_users.html", form=form, members=review.members(practice_id),
-                           pending=invitations.open_for_practice(practice_id, now=clock.now()),
-                           role_labels=ROLE_LABELS), status
+    return render_template("practice/list_users.html", **_users_context(form)), status
 
 
 @bp.route("/users")
@@ -157,3 +165,42 @@ def invite_user():
         return _users_page(form, 503)
     flash(f"Invitation sent to {form.email.data.strip()}.", "success")
     return redirect(url_for("practice.list_users"), code=303)
+
+
+@bp.route("/invitations/<id:invitation_id>/resend", methods=["POST"])
+@limits.invitation_resend_per_user
+def resend_invitation(invitation_id):
+    """Send an open invitation again with a fresh link; the old link stops working."""
+    try:
+        invitation = invitations.resend(admin=current_user, invitation_id=invitation_id, now=clock.now())
+    except InvitationNotFound:
+        abort(404)
+    except AccountError as error:
+        return _invitations_changed(error=str(error), status=error.status)
+    except DeliveryError:
+        return _invitations_changed(error="The invitation email could not be sent. Nothing changed: the earlier "
+                                          "link still works. Please try again.", status=503)
+    flash(f"Invitation sent again to {invitation.email}. The earlier link no longer works.", "success")
+    return _invitations_changed()
+
+
+@bp.route("/invitations/<id:invitation_id>/revoke", methods=["POST"])
+def revoke_invitation(invitation_id):
+    """Withdraw an open invitation: its link no longer works."""
+    try:
+        invitation = invitations.revoke(admin=current_user, invitation_id=invitation_id, now=clock.now())
+    except InvitationNotFound:
+        abort(404)
+    except AccountError as error:
+        return _invitations_changed(error=str(error), status=error.status)
+    flash(f"Invitation to {invitation.email} revoked. Its link no longer works.", "success")
+    return _invitations_changed()
+
+
+def _invitations_changed(error: str | None = None, status: int = 200):
+    """After a resend or revoke: HTMX gets the open invitations again (and the message); a
+    plain form is sent back to the page (303), or gets it again with the error."""
+    if error is None and not wants_fragment("open-invitations"):
+        return redirect(url_for("practice.list_users"), code=303)
+    return render("practice/list_users.html", "practice/_invitations.html", target="open-invitations",
+                  **_users_context(invitation_error=error)), status

@@ -48,6 +48,8 @@ FIELDS = {
     "security.verify_device": {"code": "123456"},
     "practice.request_requirement": {"note": "Please require it."},
     "practice.invite_user": {"email": "someone.new@shape.test", "display_name": "Someone New", "role": "staff"},
+    "practice.resend_invitation": {},
+    "practice.revoke_invitation": {},
     "support.confirm": {"password": PASSWORD, "code": "123456"},
     "support.clear_mfa": {"reason": "Lost phone", "ticket": "T-1"},
     "support.set_requirement": {"required": "on", "when": "now", "reason": "Policy"},
@@ -75,7 +77,8 @@ def shape_world(app, outbox, clock):
     support = make_user("support@shape.test", role="support")
     secret = make_enrollment(support, "totp")
     request = requirement.make_request(admin, require=True, note="Please", now=clock.now())
-    invitations.invite(admin=admin, email="invitee@shape.test", display_name="Invitee", role="staff", now=clock.now())
+    invitation = invitations.invite(admin=admin, email="invitee@shape.test", display_name="Invitee", role="staff",
+                                    now=clock.now())
     password_reset.request_reset("clinician@shape.test", now=clock.now())
     lost_access.request_clear(member, now=clock.now())
     lost = lost_access.open_request_of(member.id)
@@ -99,10 +102,11 @@ def shape_world(app, outbox, clock):
     assert response.status_code == 303
 
     values = {
-        "user_id": member.id, "practice_id": practice.id, "request_id": request.id,
+        "user_id": member.id, "practice_id": practice.id, "request_id": request.id, "invitation_id": invitation.id,
         ("support.clear_lost_access", "request_id"): lost.id, ("support.decline_lost_access", "request_id"): lost.id,
         ("auth.accept_invitation", "token"): outbox.link("invitee@shape.test").rsplit("/", 1)[1],
         ("auth.reset_password", "token"): outbox.link("clinician@shape.test").rsplit("/", 1)[1],
+        ("dev.answer_vip", "service"): "ManagementService_1_10",  # the development VIP stand-in
     }
     outbox.queue.drain()  # nothing left to run in the background while the test compares states
     return SimpleNamespace(clients=clients, targets=post_targets(app, values))

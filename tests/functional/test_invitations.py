@@ -156,12 +156,13 @@ HAS_ACCOUNT = {
 def answer(client, response, address: str) -> tuple:
     """What the admin sees of an invitation: the response and the page it leads to, with the
     address taken out of the flash and the open invitations (not out of the member list: the
-    admin knows their own practice's people) and the CSRF token out of the page."""
+    admin knows their own practice's people), and the CSRF token and invitation ids out of the page."""
     page = client.get(response.headers["Location"])
     html = page.get_data(as_text=True).replace(f"Invitation sent to {address}.", "Invitation sent to EMAIL.")
     members, heading, pending = html.partition("<h2>Open invitations</h2>")
     html = re.sub(r'("X-CSRFToken": "|name="csrf_token" value=")[^"]+', r"\1TOKEN", members + heading
                   + pending.replace(address, "EMAIL"))
+    html = re.sub(r"/practice/invitations/\d+/", "/practice/invitations/ID/", html)  # resend and revoke
     return (response.status_code, response.headers["Location"], sorted(response.headers.keys()),
             response.get_data(as_text=True), page.status_code, html)
 
