@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Practice, User
 from tests.factories import PASSWORD, make_enrollment, make_practice, make_user
 from tests.functional.mfa_helpers import totp_now
+from tests.functional.support_helpers import change_confirmed
 
 
 def _support(app, clock):
@@ -37,8 +38,8 @@ def _practice():
 
 
 def _schedule(client, practice, day, reason="Give them two weeks"):
-    return client.post(f"/support/practices/{practice.id}/requirement",
-                       data={"required": "on", "when": "from", "starts_on": day.isoformat(), "reason": reason})
+    return change_confirmed(client, f"/support/practices/{practice.id}/requirement",
+                            {"required": "on", "when": "from", "starts_on": day.isoformat(), "reason": reason})
 
 
 def _notices(outbox, text):
@@ -106,7 +107,8 @@ def test_support_moves_the_date_and_cancels_each_change_audited_and_notified(app
     moved = first + timedelta(days=7)
     assert _schedule(support, practice, moved, reason="Their IT asked for a week more").status_code == 303
     assert len(_notices(outbox, f"from {moved:%Y-%m-%d}")) == 3
-    cancel = support.post(f"/support/practices/{practice.id}/requirement", data={"required": "off", "reason": "Paused"})
+    cancel = change_confirmed(support, f"/support/practices/{practice.id}/requirement",
+                              {"required": "off", "reason": "Paused"})
     assert cancel.status_code == 303
     db.session.expire_all()
     assert db.session.get(Practice, practice.id).mfa_required is False
@@ -152,7 +154,8 @@ def test_an_admin_asks_for_a_start_date_and_support_approves_it(app, clock, outb
     from portal.models import RequirementRequest
 
     req = db.session.scalar(select(RequirementRequest))
-    decided = support.post(f"/support/requests/{req.id}/decide", data={"note": "Approved", "approve": "Approve"})
+    decided = change_confirmed(support, f"/support/requests/{req.id}/decide",
+                               {"note": "Approved", "approve": "Approve"})
     assert decided.status_code == 303
     db.session.expire_all()
     practice = db.session.get(Practice, practice.id)
