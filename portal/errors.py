@@ -12,15 +12,17 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from flask import Flask, current_app, g, render_template, request, url_for
+from flask import Flask, current_app, g, render_template, request, session, url_for
 from flask.globals import request_ctx
+from flask.sessions import NullSession
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from portal import metrics
+from portal import clock, metrics
 from portal.extensions import db
 from portal.htmx import is_htmx, wants_fragment
 from portal.logging import mask_path
@@ -56,7 +58,11 @@ def request_id() -> str:
     return g.request_id
 
 
-def render_error(status: int, message: str | None = None, reference: str | None = None):
+def render_error(status: int, message: str | None = None, reference: str | None = None, *, for_nobody=False):
+    """The error page in the usual layout: the header, the role's navigation and the account
+    menu of whoever is signed in. `for_nobody` leaves out anyone's parts, for failures where
+    the user cannot be loaded safely (the database or session store away); a layout that
+    cannot be rendered for the person falls back to that, then to a plain page."""
     context = dict(
         status=status,
         message=message or MESSAGES.get(status, "Something went wrong."),
@@ -65,10 +71,32 @@ def render_error(status: int, message: str | None = None, reference: str | None 
     template = "errors/_error.html" if wants_fragment() else "errors/error.html"
     try:
         _null_session_if_unopened()
-        return render_template(template, **context), status
+        if not for_nobody:
+            try:
+                return render_template(template, **context, **_layout(nobody=False)), status
+            except Exception:  # loading the person failed: the same page without their parts
+                db.session.rollback()
+                current_app.logger.exception("the error page could not show the account menu (reference %s)",
+                                             reference)
+        return render_template(template, **context, **_layout(nobody=True)), status
     except Exception:  # the page must still go out, if plainer
         current_app.logger.exception("the error page could not be rendered (reference %s)", reference)
         return plain_page(**context), status
+
+
+def _layout(*, nobody: bool) -> dict:
+    """What the layout may use on an error page. Nobody's parts when asked, when the request has
+    no session (the store down, a static path) or when the signed-in session is over (a path
+    that matched no view never passed the Log In gate). Only a signed-in person's page carries
+    the CSRF token: an anonymous visitor's error page creates no session."""
+    from portal import auth_state  # it needs portal.sessions, which needs this module
+
+    nobody = nobody or isinstance(session._get_current_object(), NullSession)
+    if not nobody and request.endpoint is None and current_user.is_authenticated:
+        nobody = auth_state.session_expired(clock.now()) is not None
+    if nobody:
+        g._login_user = current_app.login_manager.anonymous_user()  # what current_user reads
+    return {"sessionless": not current_user.is_authenticated}
 
 
 def _null_session_if_unopened() -> None:
@@ -98,7 +126,7 @@ def session_store_unavailable(error: BaseException):
     reference = request_id()
     current_app.logger.warning("session store unavailable (reference %s): %s", reference, type(error).__name__)
     metrics.session_store_failed()
-    body, status = render_error(503, reference=reference)
+    body, status = render_error(503, reference=reference, for_nobody=True)
     return body, status, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
 
@@ -124,8 +152,9 @@ def proxy_pages(app: Flask) -> dict[str, str]:
     those requests)."""
     # A static path: rendering opens no session, whatever the session store.
     with app.test_request_context(f"{app.static_url_path}/errors/"):
+        layout = _layout(nobody=True)
         return {f"{status}.html": render_template("errors/error.html", status=status, message=MESSAGES[status],
-                                                  reference=None) for status in PROXY_PAGES}
+                                                  reference=None, **layout) for status in PROXY_PAGES}
 
 
 def init_app(app: Flask) -> None:
@@ -180,7 +209,7 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         reference = request_id()
         app.logger.error("database unavailable (reference %s): %s", reference, type(error).__name__)
-        return render_error(503, reference=reference)
+        return render_error(503, reference=reference, for_nobody=True)
 
     @app.errorhandler(RedisError)
     def redis_unavailable(error):
@@ -189,7 +218,7 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         reference = request_id()
         app.logger.error("redis unavailable (reference %s): %s", reference, type(error).__name__)
-        body, status = render_error(503, reference=reference)
+        body, status = render_error(503, reference=reference, for_nobody=True)
         return body, status, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
     @app.errorhandler(Exception)

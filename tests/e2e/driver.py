@@ -62,7 +62,6 @@ class Portal:
         self.server = server
         self.js = js
         self.size = size
-        self.width = SIZES[size]["viewport"]["width"]
         # Phone pictures sit beside the desktop ones: <flow>-phone-<NN>-<step>.png.
         self.flow = flow if size == "desktop" else f"{flow}-{size}"
         self.shots = shots
@@ -139,10 +138,11 @@ class Portal:
     def assert_fits(self, page: Page | None = None) -> None:
         """The page is no wider than the window: nothing makes it scroll sideways.
 
-        Compared with the window's own width (a phone's layout viewport widens to fit an
-        overflowing page). Names the elements that stick out, to find the cause.
+        Compared with the window's set width, not the layout viewport's (a phone's widens to
+        fit an overflowing page). Names the elements that stick out, to find the cause.
         """
         page = page or self.page
+        limit = page.viewport_size["width"]
         width, wide = page.evaluate(
             """limit => {
                 const width = document.documentElement.scrollWidth;
@@ -156,9 +156,9 @@ class Portal:
                     .slice(0, 5).map(el => name(el) + ' (right edge ' + Math.round(el.getBoundingClientRect().right)
                                            + ' px)');
                 return [width, wide];
-            }""", self.width)
-        assert width <= self.width, (f"{page.url} is {width} px wide in a {self.width} px window ({self.size}); "
-                                     f"sticking out: {', '.join(wide) or 'nothing found'}")
+            }""", limit)
+        assert width <= limit, (f"{page.url} is {width} px wide in a {limit} px window; "
+                                f"sticking out: {', '.join(wide) or 'nothing found'}")
 
     def step(self, name: str, *, shot: bool = True) -> None:
         """A step of the flow as a person sees it: no wider than the window, checked by axe, and

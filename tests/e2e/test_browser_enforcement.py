@@ -126,6 +126,8 @@ def test_support_requires_mfa_and_a_signed_in_user_must_enroll_at_the_next_click
     page.get_by_label("Reason").fill("The practice admin asked by phone; ticket SUP-2001.")
     support.step("practice")
     page.get_by_role("button", name="Require MFA for all users").click()
+    expect(page.locator("#requirement-effect")).to_contain_text("3 users; 3 will have to set up MFA")
+    page.get_by_role("button", name="Confirm", exact=True).click()
     support.expect_flash("MFA is now required for Demo Family Practice. 3 user(s) without MFA will be emailed.")
     expect(page.locator("#requirement-state")).to_have_text("MFA is required for everyone in this practice.")
     expect(page.get_by_role("button", name="Stop requiring MFA")).to_be_visible()

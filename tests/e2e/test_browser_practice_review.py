@@ -14,8 +14,17 @@ def test_practice_admin_reviews_users_without_mfa_pages_and_downloads_csv(crowde
     portal = open_portal(crowded_server, flow="admin-review")
     page = portal.page
     portal.log_in(ADMIN)
-    portal.menu("MFA review")
+    # The dashboard: one's own MFA, the practice's coverage, and the admin's areas in the header.
+    portal.expect_dashboard()
+    expect(page.locator("#own-mfa")).to_contain_text("Off")
+    coverage = page.locator("#practice-coverage").get_by_role("link", name="12 of 43 users have MFA")
+    expect(coverage).to_be_visible()
+    main_nav = page.get_by_role("navigation", name="Main")
+    expect(main_nav.get_by_role("link")).to_have_text(["MFA review", "Practice users"])
+    portal.step("dashboard")
+    main_nav.get_by_role("link", name="MFA review").click()
     portal.expect_path("/practice/")
+    expect(main_nav.get_by_role("link", name="MFA review")).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("heading", name="Demo Family Practice: multi-factor authentication")).to_be_visible()
     expect(page.locator("#requirement-state")).to_contain_text("MFA is optional in this practice.")
     expect(page.locator("#coverage")).to_contain_text("12 of 43 users have MFA")
