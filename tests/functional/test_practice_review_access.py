@@ -150,7 +150,8 @@ def test_no_practice_route_changes_a_users_mfa(app):
         if rule.rule.startswith("/practice") and rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
     }
     assert changing == {"/practice/requests", "/practice/invitations",
-                        "/practice/invitations/<id:invitation_id>/resend", "/practice/invitations/<id:invitation_id>/revoke"}
+                        "/practice/invitations/<id:invitation_id>/resend",
+                        "/practice/invitations/<id:invitation_id>/revoke"}
 
 
 def test_control_characters_in_free_text_are_refused(client, alder_admin):
