@@ -42,9 +42,21 @@ requirements: setup-dev
 	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
 	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
 
-# Regenerate the user guide's screenshots (docs/screenshots/) from the browser flows.
+# Regenerate the user guide's screenshots (docs/screenshots/) from the browser flows (JavaScript on,
+# desktop and phone size). They are made in a temporary directory and replace docs/screenshots only
+# when every flow passed (pictures no flow makes any more go); then every picture the guide shows
+# must exist.
 screenshots: setup-dev frontend browser-check
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e -q -k "js_on" $(PYTEST_ARGS)
+	@shots=$$(mktemp -d); \
+	if SCREENSHOTS_DIR=$$shots $(BIN)/python -m pytest tests/e2e -q -k "js_on" $(PYTEST_ARGS); then \
+		mkdir -p docs/screenshots && rm -f docs/screenshots/*.png && mv $$shots/*.png docs/screenshots/ \
+			&& rmdir $$shots; \
+	else \
+		rm -rf $$shots; echo "A browser flow failed: docs/screenshots was left as it was."; exit 1; \
+	fi
+	@missing=$$(grep -o 'screenshots/[A-Za-z0-9._-]*\.png' docs/USER-GUIDE.md | sort -u \
+		| while read -r picture; do test -f "docs/$$picture" || echo "$$picture"; done); \
+		if [ -n "$$missing" ]; then echo "docs/USER-GUIDE.md shows pictures no browser test made:" $$missing; exit 1; fi
 
 # Benchmarks (PostgreSQL on 127.0.0.1 needed); results in bench/results and bench/README.md.
 bench: setup-dev
