@@ -1,5 +1,9 @@
-"""Practices that require MFA, and what support does: clearing a user's MFA, requiring MFA."""
+"""Practices that require MFA, and what support does: clearing a user's MFA, requiring MFA,
+approving a practice admin's request to require it."""
 
+import re
+
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.driver import totp_code
@@ -8,6 +12,7 @@ from tests.e2e.server import DEMO_PASSWORD
 PROVIDER = "provider@required.test"
 CLINICIAN = "clinician@demo.test"
 STAFF = "staff@demo.test"
+ADMIN = "admin@demo.test"
 SUPPORT = "support@portal.test"
 
 
@@ -146,3 +151,103 @@ def test_support_requires_mfa_and_a_signed_in_user_must_enroll_at_the_next_click
     user.enter_code(totp_code(secret))
     user.expect_dashboard()
     user.check()
+
+
+@pytest.mark.sizes("desktop", "phone")
+def test_support_approves_an_admins_request_after_its_effect_and_confirm(server, open_portal):
+    """Does approving a practice admin's request show who it reaches, change nothing until
+    Confirm approval, show the new numbers when the practice changed meanwhile, and then require
+    MFA and tell the admin?"""
+    admin = open_portal(server, flow="approve-request-admin")
+    admin.log_in(ADMIN)
+    admin.menu("Account Settings")
+    admin.confirm_password()
+    admin.choose_device("Email")
+    admin.expect_flash("Multi-factor authentication is on: Email to")
+    admin.goto("/practice/")
+    admin.page.get_by_label("Note for support (optional)").fill("Please require MFA for everyone, starting now.")
+    admin.page.get_by_role("button", name="Send request to support").click()
+    admin.expect_flash("Your request was sent to support.")
+    admin.check()
+
+    support = open_portal(server, flow="approve-request")
+    page = support.page
+    shots = support.size == "desktop"
+    support.enter_support_area()
+    article = page.locator("article.request").filter(
+        has=page.get_by_role("heading", name=re.compile(r"Demo Family Practice: require MFA$")))
+    expect(article).to_contain_text("From Alex Admin (admin@demo.test)")
+    expect(article.locator("blockquote")).to_have_text("Please require MFA for everyone, starting now.")
+    request_id = article.get_attribute("id").removeprefix("request-")
+    decide_path = f"/support/requests/{request_id}/decide"
+    approve = article.get_by_role("button", name="Approve", exact=True)
+    expect(approve).to_have_accessible_description(re.compile(r"you will see who it reaches and confirm first"))
+    support.step("request", shot=shots)
+
+    # A decision needs a note for the admin: said on the field, nothing decided.
+    support.expect_rejection(decide_path)
+    approve.click()
+    note = page.locator(f"#note-{request_id}")
+    expect(page.locator(f"#note-{request_id}-error")).to_have_text("Give a note for the practice admin.")
+    expect(note).to_have_attribute("aria-invalid", "true")
+    support.check()
+
+    # Approve: first who it reaches, marked as a warning; nothing changes yet.
+    note.fill("Approved as asked; ticket SUP-3001.")
+    page.locator(f"#request-{request_id}").get_by_role("button", name="Approve", exact=True).click()
+    confirm_heading = page.get_by_role(
+        "heading", name="Confirm approval: Require MFA for everyone in Demo Family Practice, starting now.")
+    expect(confirm_heading).to_be_visible()
+    effect = page.locator(f"#request-{request_id}-effect")
+    expect(effect).to_have_text("Warning: 3 users; 2 will have to set up MFA at their next Log In (anyone logged "
+                                "in now, at their next click). They are emailed now.")
+    confirm = page.get_by_role("button", name="Confirm approval")
+    expect(confirm).to_have_accessible_description(re.compile(r"^Warning: 3 users; 2 will have to set up MFA"))
+    expect(page.locator(f"#request-{request_id}")).to_contain_text(
+        "Your note for the practice admin: Approved as asked; ticket SUP-3001.")
+    if support.js:
+        support.expect_focus_within(f"#request-{request_id}-confirm")
+    support.step("approve-preview", shot=shots)
+    admin.goto("/practice/")
+    expect(admin.page.locator("#requirement-state")).to_contain_text("MFA is optional in this practice.")
+    expect(admin.page.locator("#request-state")).to_contain_text("is waiting for support.")
+
+    # Going back decides nothing: the request is still open, Approve again.
+    page.get_by_role("link", name="Go back without deciding").click()
+    support.expect_path("/support/")
+    expect(article.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+    page.locator(f"#note-{request_id}").fill("Approved as asked; ticket SUP-3001.")
+    article.get_by_role("button", name="Approve", exact=True).click()
+    expect(confirm_heading).to_be_visible()
+    support.check()
+
+    # Meanwhile Casey sets up MFA: the numbers shown are out of date, so Confirm shows the new ones.
+    user = open_portal(server, flow="approve-request-user")
+    user.log_in(CLINICIAN)
+    user.menu("Account Settings")
+    user.confirm_password()
+    user.choose_device("Email")
+    user.expect_flash("Multi-factor authentication is on: Email to")
+    page.get_by_role("button", name="Confirm approval").click()
+    expect(page.get_by_role("alert").filter(has_text="The practice or its users changed since you looked")
+           ).to_be_visible()
+    expect(effect).to_have_text("Warning: 3 users; 1 will have to set up MFA at their next Log In (anyone logged "
+                                "in now, at their next click). They are emailed now.")
+    support.check()
+    admin.goto("/practice/")
+    expect(admin.page.locator("#requirement-state")).to_contain_text("MFA is optional in this practice.")
+
+    page.get_by_role("button", name="Confirm approval").click()
+    support.expect_path("/support/")
+    support.expect_flash(f"Request #{request_id} from Demo Family Practice approved.")
+    expect(page.locator(f"#request-{request_id}")).to_have_count(0)
+    expect(page.get_by_text("No open requests.")).to_be_visible()
+    support.step("approved", shot=shots)
+    support.read_message(STAFF, "email", subject="Your practice now requires multi-factor authentication")
+
+    # The admin reads the answer and the practice's new state.
+    admin.goto("/practice/")
+    expect(admin.page.locator("#requirement-state")).to_contain_text("MFA is required for everyone in this practice.")
+    expect(admin.page.locator("#request-state")).to_have_text(
+        "Your last request to require MFA was approved: “Approved as asked; ticket SUP-3001.”.")
+    admin.check()
