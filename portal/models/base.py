@@ -41,10 +41,13 @@ def render_item(type_, obj, autogen_context):
 
 
 # PostgreSQL-only indexes that migrations create and the models do not declare (they would be
-# plain B-trees elsewhere): support's trigram search indexes (migration 0015).
+# plain B-trees elsewhere, or SQLite cannot reflect them): support's trigram search indexes
+# (migration 0015) and the practice review's expression and DESC NULLS LAST indexes (0016).
 SEARCH_INDEX_SUFFIX = "_trgm"
+REVIEW_INDEX_PREFIX = "ix_users_review_"
 
 
 def skip_search_indexes(obj, name, type_, reflected, compare_to):
-    """Alembic `include_object` hook: leave the trigram search indexes out of autogenerate."""
-    return not (type_ == "index" and name and name.endswith(SEARCH_INDEX_SUFFIX))
+    """Alembic `include_object` hook: leave the PostgreSQL-only indexes out of autogenerate."""
+    return not (type_ == "index" and name and (name.endswith(SEARCH_INDEX_SUFFIX)
+                                                or name.startswith(REVIEW_INDEX_PREFIX)))

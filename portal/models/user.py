@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, true
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -31,9 +31,14 @@ class User(UserMixin, db.Model):
         # Emails are stored normalised (trimmed, lower case), so uniqueness is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lower"),
         # The practice review sorts and pages a practice's users by these columns; with the id
-        # in the index, a page far down the list is found from the index alone.
-        Index("ix_users_practice_id_display_name", "practice_id", "display_name", "id"),
+        # in the index, a page far down the list is found from the index alone. Each serves its
+        # sort ascending (PostgreSQL puts NULLs last); PostgreSQL also has, from migration 0016,
+        # the name's lower(display_name) and each nullable column DESC NULLS LAST (see
+        # REVIEW_INDEX_PREFIX in portal/models/base.py).
         Index("ix_users_practice_id_email", "practice_id", "email", "id"),
+        Index("ix_users_practice_id_mfa_method_rank", "practice_id", "mfa_method_rank", "id"),
+        Index("ix_users_practice_id_mfa_enrolled_at", "practice_id", "mfa_enrolled_at", "id"),
+        Index("ix_users_practice_id_last_mfa_at", "practice_id", "last_mfa_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,6 +56,12 @@ class User(UserMixin, db.Model):
     mfa_failed_count: Mapped[int] = mapped_column(default=0, server_default="0")
     mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Copies of the active method (mfa_enrollments), kept by database triggers (migration 0016)
+    # so the practice review can sort and filter a practice's users from indexes on this table:
+    # the method's place among the methods' labels in alphabetical order (Authenticator Apps 0,
+    # Email 1, SMS 2), and when it was set up. Both NULL without MFA. Never written by the app.
+    mfa_method_rank: Mapped[int | None] = mapped_column(SmallInteger)
+    mfa_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Consecutive failed passwords; at the limit the account is locked for a while.
     failed_password_count: Mapped[int] = mapped_column(default=0, server_default="0")
     password_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
