@@ -172,7 +172,9 @@ def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple
 
 def _grow_practice(app, practice_id: int, extra: int) -> None:
     """Add users to the existing practice (bulk), continuing its numbering."""
-    from sqlalchemy import insert
+    from datetime import timedelta
+
+    from sqlalchemy import insert, update
 
     from portal.clock import now as utcnow
     from portal.extensions import db
@@ -196,7 +198,10 @@ def _grow_practice(app, practice_id: int, extra: int) -> None:
                 text("SELECT id FROM users WHERE practice_id = :p ORDER BY id DESC LIMIT :n"),
                 {"p": practice_id, "n": count})]
             db.session.execute(insert(MfaEnrollment), [
-                dict(user_id=user_id, method="email", enrolled_at=now) for user_id in ids[::2]])
+                dict(user_id=user_id, method="email", enrolled_at=now - timedelta(days=user_id % 300))
+                for user_id in ids[::2]])
+            db.session.execute(update(User), [
+                dict(id=user_id, last_mfa_at=now - timedelta(minutes=user_id % 50000)) for user_id in ids[::4]])
             db.session.commit()
             done += count
             seed.progress("more users", done, extra)
@@ -228,6 +233,13 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
         "review first page": "/practice/",
         "review filtered": "/practice/?filter=without_mfa&q=bench",
         "review deep page": f"/practice/?page={max(1, users // 25 - 1)}",
+        # Every other sort, either way, and the status filters under the sorts that read from
+        # the copies triggers keep on users (migration 0016).
+        **{f"review by {sort} {direction}": f"/practice/?sort={sort}&dir={direction}"
+           for sort in ("email", "method", "enrolled", "last_mfa") for direction in ("asc", "desc")},
+        "review by name desc": "/practice/?sort=name&dir=desc",
+        **{f"review {status} by {sort}": f"/practice/?filter={status}&sort={sort}"
+           for status in ("with_mfa", "without_mfa") for sort in ("method", "enrolled", "last_mfa")},
         "audit (support)": "/support/audit",
         "audit filtered (support)": "/support/audit?event_type=mfa.code_sent",
         "audit (practice)": "/practice/audit",

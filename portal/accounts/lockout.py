@@ -94,6 +94,29 @@ def claim_attempt(user: User, counter: Counter, now: datetime) -> None:
     set_committed_value(user, counter.count_column, claimed)
 
 
+def claim_success(user: User, counter: Counter, now: datetime, **values) -> None:
+    """A right answer compared before anything was paid for: the count starts over, the lock
+    is cleared and `values` (more columns of the user) are written, in one conditional UPDATE
+    that holds only while attempts are left and no lock runs. Not committed. Raises the
+    counter's lock error (rolled back: with whatever the right answer had claimed) if a lock
+    landed since the user was read."""
+    count_column, until_column = getattr(User, counter.count_column), getattr(User, counter.until_column)
+    written = {counter.count_column: 0, counter.until_column: None, **values}
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, count_column < counter.maximum(),
+               or_(until_column.is_(None), until_column <= now))
+        .values(written)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        until = db.session.scalar(select(until_column).where(User.id == user.id))
+        db.session.rollback()
+        raise counter.locked_error(until - now if until is not None and until > now else counter.duration())
+    for name, value in written.items():  # what the statement wrote, so the session does not write it again
+        set_committed_value(user, name, value)
+
+
 def attempt_failed(user: User, counter: Counter, now: datetime) -> bool:
     """The claimed attempt was wrong: it stays counted, and the account locks if that was the
     last one. Commits (a failure counts even though the request fails). Returns True if it
@@ -155,4 +178,4 @@ def _notify_locked(user: User, counter: Counter, now: datetime) -> None:
     if has_request_context():
         context["address"] = request.remote_addr
         context["browser"] = (request.user_agent.string or "")[:200] or None
-    jobs.notify(user.email, "Your account was locked after failed sign-in attempts", "account_locked", **context)
+    jobs.notify(user.email, "Your account was locked after failed Log In attempts", "account_locked", **context)

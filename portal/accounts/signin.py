@@ -55,15 +55,17 @@ def log_in(email: str, password: str, *, next_url: str | None, now: datetime) ->
     # method it goes out with the login's own commit.
     audit.record("login.password_succeeded", subject=user, actor=user, now=now)
     if user.mfa is not None:
+        # Read before the commit expires the user: an authenticator's Log In needs nothing more.
+        stored_key, sends_codes = user.mfa.method, methods.of(user.mfa).sends_codes
         state = auth_state.start_pending(user, next_url=next_url, now=now)
         db.session.commit()
         problem = None
-        if methods.of(user.mfa).sends_codes:
+        if sends_codes:
             try:
                 code_step.send_login_code(user, challenge=state["challenge"], now=now)
             except (AccountLocked, SendThrottled, DeliveryFailed) as error:
                 problem = str(error)
-        metrics.login("code_needed", user.mfa.method)
+        metrics.login("code_needed", stored_key)
         return LoginResult(Next.CODE_NEEDED, problem)
     if policy.must_enroll(user):
         db.session.commit()

@@ -42,8 +42,10 @@ def canonical_email(raw: str) -> str:
         return unicodedata.normalize("NFC", (raw or "").strip()).lower()
 
 
-# Log In runs it on every attempt: built once, with the user's method (the next thing it needs).
-_BY_EMAIL = select(User).options(joinedload(User.mfa)).where(User.email == bindparam("email"))
+# Log In runs it on every attempt: built once, with the user's method and practice (what decides
+# the next step: the code page, Choose MFA Device or the dashboard) in the same statement.
+_BY_EMAIL = select(User).options(joinedload(User.mfa), joinedload(User.practice)).where(
+    User.email == bindparam("email"))
 
 
 def find_by_email(email: str) -> User | None:

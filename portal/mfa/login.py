@@ -68,7 +68,8 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
     enrollment = user.mfa
     method = methods.of(enrollment)
     try:
-        method.check_code(user, enrollment, raw_code, purpose="login", challenge=challenge, now=now)
+        method.check_code(user, enrollment, raw_code, purpose="login", challenge=challenge, now=now,
+                          on_success={"last_mfa_at": now})
     except MfaError as error:
         db.session.rollback()
         audit.record("mfa.code_failed", outcome="failure", subject=user, now=now,

@@ -110,5 +110,5 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
     )
     if old_phone and event in ("switched", "cleared"):
         name = current_app.config["PORTAL_NAME"]
-        jobs.notify_by_text(old_phone, f"{name}: this number no longer receives your sign-in codes. "
+        jobs.notify_by_text(old_phone, f"{name}: this number no longer receives your Log In codes. "
                                        "If you did not make this change, contact support.")

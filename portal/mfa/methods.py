@@ -99,11 +99,13 @@ class Method:
         return None
 
     def check_code(self, user: User, details, raw_code: str, *, purpose: str, challenge: str,
-                   now: datetime) -> int | None:
+                   now: datetime, on_success: dict | None = None) -> int | None:
         """Accept a code for `details` (the active or pending method) or raise an MfaError.
 
         Returns the authenticator time step it matched, if any. Failures count against the
         account and are committed; success is not (the caller commits it with its own work).
+        `on_success`: columns of the user that a success writes (the caller sets them too; a
+        method that writes its success in one statement takes them into it).
         """
         raise NotImplementedError
 
@@ -118,7 +120,7 @@ class _MessageMethod(Method):
     def channel(self) -> delivery.Channel:
         return delivery.channel(self.channel_key)
 
-    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now, on_success=None):
         codes.verify(user, purpose=purpose, challenge=challenge, raw_code=raw_code, now=now)
         return None
 
@@ -176,16 +178,30 @@ class _Authenticator(Method):
         # the QR code and the key on the same page do (that page is never cached: no-store).
         return {"qr_svg": totp.qr_svg(uri), "manual_key": totp.grouped(secret), "uri": uri}
 
-    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now, on_success=None):
+        """Compared first, then decided in one conditional UPDATE of the user either way.
+
+        A right code claims its time step (a replay, or a parallel request with the same code,
+        loses) and then succeeds only while the account has attempts left and no lock runs
+        (`lockout.claim_success`); a wrong one is paid for (`lockout.claim_attempt`). So of any
+        number of parallel guesses, a right one gets in only if fewer than the limit of wrong
+        ones were counted before it: the outcome of sending them one after another, in two
+        statements where paying first and resetting after took three on every Log In. The
+        comparison itself reveals nothing: only a claimed success answers "right", and a locked
+        account is refused before anything is compared (no timing to tell guesses apart).
+        """
         code = codes.normalise_code(raw_code)
-        lockout.claim_attempt(user, lockout.CODE, now)  # paid for before comparing: see codes.verify
+        until = lockout.locked_until(user, lockout.CODE, now)
+        if until is not None:
+            raise AccountLocked(until - now)
         secret = crypto.decrypt(details.totp_secret)
         active = isinstance(details, MfaEnrollment)
         last_step = details.totp_last_step if active else None
         step = totp.matching_step(secret, code, now, last_step)
         if step is not None and (not active or _claim_step(details, step, now)):
-            lockout.attempt_succeeded(user, lockout.CODE)
+            lockout.claim_success(user, lockout.CODE, now, **(on_success or {}))
             return step
+        lockout.claim_attempt(user, lockout.CODE, now)
         replay = step is None and totp.matching_step(secret, code, now, None) is not None
         if lockout.attempt_failed(user, lockout.CODE, now):
             raise AccountLocked(lockout.CODE.duration())
@@ -209,7 +225,7 @@ class _VipAccess(Method):
     def prompt(self):
         return "Open Symantec VIP Access and enter the 6-digit security code it shows now."
 
-    def check_code(self, user, details, raw_code, *, purpose, challenge, now):
+    def check_code(self, user, details, raw_code, *, purpose, challenge, now, on_success=None):
         return vip_codes.check(user, details, raw_code, now=now)
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from portal import audit, tasks
@@ -39,12 +40,21 @@ class OpenTransaction:
         assert self.written.wait(10), self.errors
 
     def _run(self, app, user, event_type):
-        try:
-            with app.app_context():
-                audit.record(event_type, actor=user, subject=user)
+        def hold(conn, cursor, statement, *args):
+            # The transaction's events are written as it commits: hold it between that INSERT
+            # and its COMMIT, as a slow database or a paused process would.
+            if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
                 self.written.set()
                 self.release.wait(30)
-                db.session.commit()
+
+        try:
+            with app.app_context():
+                sa_event.listen(db.engine, "after_cursor_execute", hold)
+                try:
+                    audit.record(event_type, actor=user, subject=user)
+                    db.session.commit()
+                finally:
+                    sa_event.remove(db.engine, "after_cursor_execute", hold)
         except Exception as error:  # pragma: no cover - reported by finish()
             self.errors.append(error)
             self.written.set()

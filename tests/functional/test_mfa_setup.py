@@ -358,7 +358,7 @@ def test_switch_away_from_sms_texts_the_old_number(client, auth, outbox, clock):
     confirm_password(client, PASSWORD)
     client.post("/account/security/device", data={"device": "email"})
     notice = outbox.last(E164, "sms").body_text
-    assert "no longer receives your sign-in codes" in notice and "contact support" in notice
+    assert "no longer receives your Log In codes" in notice and "contact support" in notice
     assert not any(ch.isdigit() for ch in notice.split(":", 1)[1])  # no code in the notice
 
 
