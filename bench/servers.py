@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,10 +31,13 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(workers)}
+        # The workers' log lines (one per request) go to a file: a pipe nobody reads fills up
+        # after a few hundred requests and then blocks every worker in its next write.
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [python, "-m", "gunicorn", "-c", config, "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
              *options, "--access-logfile", "/dev/null", module],
-            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=self.log,
         )
         self._wait(workers)
 
@@ -42,7 +46,8 @@ class Server:
         path = "/hello" if "hello" in " ".join(self.process.args) else "/healthz"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(self.process.stderr.read().decode(errors="replace"))
+                self.log.seek(0)
+                raise RuntimeError(self.log.read().decode(errors="replace")[-4000:])
             try:
                 urllib.request.urlopen(self.base + path, timeout=2)
                 if len(self.workers()) >= workers:
@@ -89,6 +94,7 @@ class Server:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.log.close()
 
     def __enter__(self):
         return self
