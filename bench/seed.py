@@ -130,7 +130,7 @@ def seed_practice(app, *, users: int, enrolled: str | None, practice_name: str, 
                 if method is None:
                     continue
                 row = dict(user_id=user_id, method=method, enrolled_at=now - timedelta(days=index % 300),
-                           phone_e164=None, totp_secret=None, totp_last_step=None, last_used_at=None)
+                           phone_e164=None, totp_secret=None)
                 if method == "totp":
                     secret = totp.new_secret()
                     secrets_by_email[email] = secret

@@ -94,27 +94,34 @@ def claim_attempt(user: User, counter: Counter, now: datetime) -> None:
     set_committed_value(user, counter.count_column, claimed)
 
 
-def claim_success(user: User, counter: Counter, now: datetime, **values) -> None:
+def claim_success(user: User, counter: Counter, now: datetime, *, guard=None, **values) -> bool:
     """A right answer compared before anything was paid for: the count starts over, the lock
     is cleared and `values` (more columns of the user) are written, in one conditional UPDATE
-    that holds only while attempts are left and no lock runs. Not committed. Raises the
-    counter's lock error (rolled back: with whatever the right answer had claimed) if a lock
-    landed since the user was read."""
+    that holds only while attempts are left, no lock runs and `guard` (a condition on the
+    user's row, such as "this code's time step was not used yet") holds. Not committed.
+
+    Returns False, writing nothing, if only the guard failed. Raises the counter's lock error
+    (rolled back: with whatever the right answer had claimed) if a lock landed since the user
+    was read."""
     count_column, until_column = getattr(User, counter.count_column), getattr(User, counter.until_column)
     written = {counter.count_column: 0, counter.until_column: None, **values}
+    conditions = [User.id == user.id, count_column < counter.maximum(),
+                  or_(until_column.is_(None), until_column <= now)]
     claimed = db.session.execute(
         update(User)
-        .where(User.id == user.id, count_column < counter.maximum(),
-               or_(until_column.is_(None), until_column <= now))
+        .where(*conditions, *([guard] if guard is not None else []))
         .values(written)
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
-        until = db.session.scalar(select(until_column).where(User.id == user.id))
+        count, until = db.session.execute(select(count_column, until_column).where(User.id == user.id)).one()
+        if guard is not None and count < counter.maximum() and (until is None or until <= now):
+            return False
         db.session.rollback()
         raise counter.locked_error(until - now if until is not None and until > now else counter.duration())
     for name, value in written.items():  # what the statement wrote, so the session does not write it again
         set_committed_value(user, name, value)
+    return True
 
 
 def attempt_failed(user: User, counter: Counter, now: datetime) -> bool:

@@ -183,7 +183,7 @@ def register_vip(user: User, raw_credential_id: str, first_code: str, second_cod
         raise
     try:
         return activate(user, method=method.key, vip_credential_id=credential_id, vip_last_code=last_code,
-                        totp_last_step=totp.step_at(now), now=now)
+                        vip_last_step=totp.step_at(now), now=now)
     except Exception:
         db.session.rollback()
         release_later(user.id, credential_id)
@@ -192,7 +192,8 @@ def register_vip(user: User, raw_credential_id: str, first_code: str, second_cod
 
 def activate(user: User, *, method: str, now: datetime, phone_e164: str | None = None,
              totp_secret: str | None = None, totp_last_step: int | None = None,
-             vip_credential_id: str | None = None, vip_last_code: str | None = None) -> MfaEnrollment:
+             vip_credential_id: str | None = None, vip_last_code: str | None = None,
+             vip_last_step: int | None = None) -> MfaEnrollment:
     """Swap in the new method in one transaction; end the user's other sessions; notify. Commits.
 
     A VIP Access credential that stops being the method is removed at VIP (queued).
@@ -209,10 +210,11 @@ def activate(user: User, *, method: str, now: datetime, phone_e164: str | None =
         db.session.flush()
     enrollment = MfaEnrollment(
         user_id=user.id, method=new.stored_key, phone_e164=phone_e164, totp_secret=totp_secret,
-        vip_credential_id=vip_credential_id, vip_last_code=vip_last_code,
-        # A method set up in steps was just proven with a code; one that turns on at once was not.
-        totp_last_step=totp_last_step, enrolled_at=now, last_used_at=now if new.steps else None,
+        vip_credential_id=vip_credential_id, vip_last_code=vip_last_code, vip_last_step=vip_last_step,
+        enrolled_at=now,
     )
+    # The code that proved an authenticator app may not be used again; another method has no steps.
+    user.totp_last_step = totp_last_step
     db.session.add(enrollment)
     db.session.execute(delete(MfaPendingEnrollment).where(MfaPendingEnrollment.user_id == user.id))
     codes.void_live_codes(user, now)

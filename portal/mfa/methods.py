@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import or_
 
 from portal import delivery, vip
 from portal.accounts import lockout
-from portal.extensions import db
 from portal.mfa import codes, crypto, totp
 from portal.mfa.errors import AccountLocked, InvalidCode, UnknownMethod
 from portal.mfa.masking import mask_email
@@ -143,16 +141,6 @@ class _Email(_MessageMethod):
         return mask_email(user.email)
 
 
-_enrollments = MfaEnrollment.__table__
-# Claim a time step atomically: a replay, or a second request racing this one, loses.
-_CLAIM_STEP = (
-    update(_enrollments)
-    .where(_enrollments.c.id == bindparam("enrollment_id"),
-           or_(_enrollments.c.totp_last_step.is_(None), _enrollments.c.totp_last_step < bindparam("step")))
-    .values(totp_last_step=bindparam("step"), last_used_at=bindparam("now"))
-)
-
-
 @dataclass(frozen=True)
 class _Authenticator(Method):
     """RFC 6238 TOTP from an app; the portal stores the encrypted secret and the last step used."""
@@ -181,14 +169,16 @@ class _Authenticator(Method):
     def check_code(self, user, details, raw_code, *, purpose, challenge, now, on_success=None):
         """Compared first, then decided in one conditional UPDATE of the user either way.
 
-        A right code claims its time step (a replay, or a parallel request with the same code,
-        loses) and then succeeds only while the account has attempts left and no lock runs
-        (`lockout.claim_success`); a wrong one is paid for (`lockout.claim_attempt`). So of any
+        A right code succeeds only while the account has attempts left, no lock runs and its
+        time step is later than the last one accepted, and then claims that step
+        (`lockout.claim_success`, one UPDATE of the user: a replay, or a parallel request with
+        the same code, loses); a wrong one is paid for (`lockout.claim_attempt`). So of any
         number of parallel guesses, a right one gets in only if fewer than the limit of wrong
-        ones were counted before it: the outcome of sending them one after another, in two
-        statements where paying first and resetting after took three on every Log In. The
+        ones were counted before it: the outcome of sending them one after another, in one
+        statement where paying first and resetting after took three on every Log In. The
         comparison itself reveals nothing: only a claimed success answers "right", and a locked
         account is refused before anything is compared (no timing to tell guesses apart).
+        A code being set up (pending, not yet active) claims no step: activation records it.
         """
         code = codes.normalise_code(raw_code)
         until = lockout.locked_until(user, lockout.CODE, now)
@@ -196,11 +186,14 @@ class _Authenticator(Method):
             raise AccountLocked(until - now)
         secret = crypto.decrypt(details.totp_secret)
         active = isinstance(details, MfaEnrollment)
-        last_step = details.totp_last_step if active else None
+        last_step = user.totp_last_step if active else None
         step = totp.matching_step(secret, code, now, last_step)
-        if step is not None and (not active or _claim_step(details, step, now)):
-            lockout.claim_success(user, lockout.CODE, now, **(on_success or {}))
-            return step
+        if step is not None:
+            # An active method's step must be unused, and is claimed in the same UPDATE.
+            claim = dict(guard=or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                         totp_last_step=step) if active else {}
+            if lockout.claim_success(user, lockout.CODE, now, **claim, **(on_success or {})):
+                return step
         lockout.claim_attempt(user, lockout.CODE, now)
         replay = step is None and totp.matching_step(secret, code, now, None) is not None
         if lockout.attempt_failed(user, lockout.CODE, now):
@@ -227,16 +220,6 @@ class _VipAccess(Method):
 
     def check_code(self, user, details, raw_code, *, purpose, challenge, now, on_success=None):
         return vip_codes.check(user, details, raw_code, now=now)
-
-
-def _claim_step(enrollment: MfaEnrollment, step: int, now: datetime) -> bool:
-    claimed = db.session.execute(_CLAIM_STEP, {"enrollment_id": enrollment.id, "step": step, "now": now}).rowcount
-    if claimed == 1:
-        # What the statement wrote, so the session does not write it again.
-        set_committed_value(enrollment, "totp_last_step", step)
-        set_committed_value(enrollment, "last_used_at", now)
-        return True
-    return False  # a replay, or a parallel request won this step
 
 
 # The order the Security tab lists them.

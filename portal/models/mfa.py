@@ -48,12 +48,12 @@ class MfaEnrollment(_MethodDetails, db.Model):
 
     __tablename__ = "mfa_enrollments"
 
-    # The last accepted TOTP time step; any step at or before it is a replay.
-    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
-    # VIP Access: keyed hash of the last code VIP accepted (with its time step above): a replay.
+    # VIP Access: keyed hash of the last code VIP accepted, and the time step it was accepted
+    # in: the same code again soon after is a replay. (An authenticator app's last step is on
+    # the user, users.totp_last_step; the last use of any method is users.last_mfa_at.)
     vip_last_code: Mapped[str | None] = mapped_column(String(64))
+    vip_last_step: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock_now)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user = relationship("User", back_populates="mfa")
 

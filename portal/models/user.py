@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, true
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -56,6 +56,11 @@ class User(UserMixin, db.Model):
     mfa_failed_count: Mapped[int] = mapped_column(default=0, server_default="0")
     mfa_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The time step of the last authenticator-app code accepted for this user: that step and
+    # every one before it are replays. Kept here rather than on the enrollment so that a right
+    # code's success (this step, the count reset, the last MFA login) is one conditional UPDATE
+    # (portal/mfa/methods.py); set afresh whenever an authenticator app is set up.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # Copies of the active method (mfa_enrollments), kept by database triggers (migration 0016)
     # so the practice review can sort and filter a practice's users from indexes on this table:
     # the method's place among the methods' labels in alphabetical order (Authenticator Apps 0,

@@ -114,15 +114,15 @@ _CLAIM_CODE = (
     update(_enrollments)
     .where(_enrollments.c.id == bindparam("enrollment_id"),
            or_(_enrollments.c.vip_last_code.is_(None), _enrollments.c.vip_last_code != bindparam("digest"),
-               _enrollments.c.totp_last_step.is_(None),
-               _enrollments.c.totp_last_step < bindparam("step") - REPLAY_STEPS))
-    .values(vip_last_code=bindparam("digest"), totp_last_step=bindparam("step"), last_used_at=bindparam("now"))
+               _enrollments.c.vip_last_step.is_(None),
+               _enrollments.c.vip_last_step < bindparam("step") - REPLAY_STEPS))
+    .values(vip_last_code=bindparam("digest"), vip_last_step=bindparam("step"))
 )
 
 
 def _is_replay(enrollment: MfaEnrollment, digest: str, step: int) -> bool:
     return enrollment.vip_last_code is not None and hmac.compare_digest(enrollment.vip_last_code, digest) \
-        and enrollment.totp_last_step is not None and step - enrollment.totp_last_step <= REPLAY_STEPS
+        and enrollment.vip_last_step is not None and step - enrollment.vip_last_step <= REPLAY_STEPS
 
 
 def check(user: User, enrollment: MfaEnrollment, raw_code: str, *, now: datetime) -> int:
@@ -147,13 +147,12 @@ def check(user: User, enrollment: MfaEnrollment, raw_code: str, *, now: datetime
             raise _wrong(user, now, InvalidCode(WRONG_CODE)) from refused
         _give_back(user)
         raise CredentialNotBound() from refused
-    claimed = db.session.execute(_CLAIM_CODE, {"enrollment_id": enrollment_id, "digest": digest, "step": step,
-                                               "now": now}).rowcount
+    claimed = db.session.execute(_CLAIM_CODE, {"enrollment_id": enrollment_id, "digest": digest,
+                                               "step": step}).rowcount
     if claimed != 1:
         raise _wrong(user, now, InvalidCode(USED_CODE))
     row = db.session.get(MfaEnrollment, enrollment_id)
     set_committed_value(row, "vip_last_code", digest)
-    set_committed_value(row, "totp_last_step", step)
-    set_committed_value(row, "last_used_at", now)
+    set_committed_value(row, "vip_last_step", step)
     lockout.attempt_succeeded(user, lockout.CODE)
     return step

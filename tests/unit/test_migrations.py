@@ -66,3 +66,37 @@ def test_upgrade_counts_the_users_already_there(make_app, empty_database):
                 "SELECT practice_id, active, method, users FROM practice_mfa_counts WHERE users > 0"))}
         assert counts == {(1, True, "email"): 1, (1, True, "none"): 1, (1, False, "email"): 1, (2, True, "none"): 1}
         downgrade(revision="base")
+
+
+def test_upgrade_moves_an_authenticators_last_step_onto_its_user(make_app, empty_database):
+    """0017: does an authenticator app's last accepted step (the replay guard) reach its user,
+    while a VIP Access credential keeps its own, and does downgrading put them back?"""
+    app = make_app(SQLALCHEMY_DATABASE_URI=empty_database)
+    with app.app_context():
+        upgrade(revision="0016")
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO practices (id, name, mfa_required, created_at) VALUES "
+                                    f"(1, 'Oak', {'FALSE' if db.engine.dialect.name == 'postgresql' else '0'}, "
+                                    "'2026-01-01')"))
+            for user_id in (1, 2, 3):
+                connection.execute(text(
+                    "INSERT INTO users (id, email, display_name, role, practice_id, password_hash, "
+                    "session_version, created_at, mfa_failed_count, failed_password_count) VALUES "
+                    f"({user_id}, 'u{user_id}@example.test', 'U', 'clinician', 1, 'x', 1, '2026-01-01', 0, 0)"))
+            connection.execute(text(
+                "INSERT INTO mfa_enrollments (user_id, method, totp_secret, vip_credential_id, vip_last_code, "
+                "totp_last_step, enrolled_at, last_used_at) VALUES "
+                "(1, 'totp', 'secret', NULL, NULL, 59000001, '2026-01-01', '2026-01-02'), "
+                "(2, 'totp', NULL, 'VSST12345678', 'digest', 59000002, '2026-01-01', '2026-01-02'), "
+                "(3, 'email', NULL, NULL, NULL, NULL, '2026-01-01', NULL)"))
+        upgrade()
+        with db.engine.connect() as connection:
+            users = dict(connection.execute(text("SELECT id, totp_last_step FROM users ORDER BY id")).all())
+            vip = dict(connection.execute(text("SELECT user_id, vip_last_step FROM mfa_enrollments")).all())
+        assert users == {1: 59000001, 2: None, 3: None}
+        assert vip == {1: None, 2: 59000002, 3: None}
+        downgrade(revision="0016")
+        with db.engine.connect() as connection:
+            steps = dict(connection.execute(text("SELECT user_id, totp_last_step FROM mfa_enrollments")).all())
+        assert steps == {1: 59000001, 2: 59000002, 3: None}
+        downgrade(revision="base")
