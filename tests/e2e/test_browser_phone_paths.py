@@ -40,9 +40,15 @@ def test_the_authenticator_key_is_copied_or_opened_in_the_app(server, open_porta
     assert query["secret"] == [secret], href
 
     # Continue comes before the QR code: a phone reaches it without scrolling past the picture.
+    # Measured once the step's heading has taken focus (and the page has scrolled to it), and
+    # both boxes in the same frame, so that no scroll falls between them.
+    expect(panel.get_by_role("heading", name="Authenticator Apps")).to_be_focused()
     qr = page.get_by_role("img", name="QR code for your authenticator app")
     continue_link = panel.get_by_role("link", name="Continue")
-    assert continue_link.bounding_box()["y"] < qr.bounding_box()["y"]
+    continue_top, qr_top = page.evaluate(
+        "([a, b]) => [a, b].map((e) => e.getBoundingClientRect().top)",
+        [continue_link.element_handle(), qr.element_handle()])
+    assert continue_top < qr_top
     if portal.size == "phone":
         box = continue_link.bounding_box()
         assert box["y"] + box["height"] <= page.viewport_size["height"], "Continue is below the first screen"
