@@ -53,8 +53,7 @@ class QueueRow:
 
     request: LostAccessRequest
     user: User
-    method: str | None
-    destination: str | None
+    method: str | None  # as a sentence names it, with its masked destination
     practice_admins: list[str]
 
 
@@ -68,8 +67,8 @@ def open_requests() -> list[QueueRow]:
         admins = [] if user.practice_id is None else list(db.session.scalars(
             select(User.display_name).where(User.practice_id == user.practice_id, User.role == "practice_admin",
                                             User.active.is_(True)).order_by(User.display_name)))
-        rows.append(QueueRow(request, user, method.label if method else None,
-                             method.masked_destination(user, user.mfa) if method else None, admins))
+        rows.append(QueueRow(request, user, method.described(method.masked_destination(user, user.mfa))
+                             if method else None, admins))
     return rows
 
 

@@ -58,9 +58,11 @@ def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | No
 def mfa_state(user: User, now: datetime) -> dict:
     """A user's MFA state as support sees it: never a secret, a code or a full phone number."""
     method = methods.of(user.mfa)
+    destination = method.masked_destination(user, user.mfa) if method else None
     return dict(
         method=method.label if method else None,
-        destination=method.masked_destination(user, user.mfa) if method else None,
+        described=method.described(destination) if method else None,
+        destination=destination,
         enrolled_at=user.mfa.enrolled_at if method else None,
         last_mfa_at=user.last_mfa_at,
         failed=user.mfa_failed_count,

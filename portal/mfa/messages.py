@@ -103,6 +103,7 @@ def notify_change(user: User, event: str, *, method: str | None = None, old_meth
         user=jobs.person(user),
         event=event,
         method_label=methods.label(method, ""),
+        method_described=current.described(current.masked_destination(user, user.mfa)) if current else "",
         destination=current.masked_destination(user, user.mfa) if current else None,
         old_method_label=methods.label(old_method, ""),
         old_destination=old_destination,

@@ -88,6 +88,11 @@ class Method:
         """Where codes go, masked: shown after the password step, in notices and the audit trail."""
         return None
 
+    def described(self, masked_destination: str | None) -> str:
+        """The method as a sentence names it, with its masked destination if it has one:
+        "SMS to +1 (•••) •••-1234", "Authenticator Apps"."""
+        return f"{self.label} to {masked_destination}" if masked_destination else self.label
+
     def new_pending_details(self) -> dict | None:
         """What picking the device stores as pending at once (None: nothing yet)."""
         return None
@@ -214,6 +219,10 @@ class _VipAccess(Method):
     def masked_destination(self, user, details):
         credential_id = getattr(details, "vip_credential_id", None) if details is not None else None
         return vip.mask_credential_id(credential_id) if credential_id else None
+
+    def described(self, masked_destination):
+        """Codes are not sent anywhere: the credential is named, not a destination."""
+        return f"{self.label} (Credential ID {masked_destination})" if masked_destination else self.label
 
     def prompt(self):
         return "Open Symantec VIP Access and enter the 6-digit security code it shows now."

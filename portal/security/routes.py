@@ -122,7 +122,7 @@ def choose_device():
 def _turned_on(user) -> str:
     method = methods.of(user.mfa)
     destination = method.masked_destination(user, user.mfa)
-    return f"Multi-factor authentication is on: {method.label}{f' to {destination}' if destination else ''}."
+    return f"Multi-factor authentication is on: {method.described(destination)}."
 
 
 @bp.route("/security/phone", methods=["POST"])

@@ -4,7 +4,6 @@ The test server's VIP service is the development stand-in inside the portal (por
 knows the demo credentials; the test computes their codes as the VIP Access app does.
 """
 
-import re
 import time
 
 from playwright.sync_api import expect
@@ -59,7 +58,7 @@ def test_vip_access_enrollment_then_log_in_with_a_security_code(server, open_por
     portal.step("credential")
     page.get_by_role("button", name="Verify").click()
     portal.expect_dashboard()
-    portal.expect_flash("Multi-factor authentication is on: Symantec VIP Access to VSST••••5678.")
+    portal.expect_flash("Multi-factor authentication is on: Symantec VIP Access (Credential ID VSST••••5678).")
     portal.step("enabled")
 
     portal.log_out()
@@ -74,7 +73,7 @@ def test_vip_access_enrollment_then_log_in_with_a_security_code(server, open_por
 
     portal.menu("Account Settings")
     portal.confirm_password()
-    expect(page.locator("#mfa-state")).to_contain_text(re.compile(r"MFA is on: Symantec VIP Access to VSST••••5678"))
+    expect(page.locator("#mfa-state")).to_contain_text("MFA is on: Symantec VIP Access (Credential ID VSST••••5678)")
     expect(page.locator("#device-totp-current")).to_have_text("Current")
     portal.check()
 

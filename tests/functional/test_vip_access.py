@@ -119,7 +119,7 @@ def test_authenticator_apps_offers_two_paths(client, clinician, clock, mode):
         'id="path-vip" aria-current="step"' in html
 
 
-def test_registration_with_a_credential_id_and_two_codes(app, client, clinician, vip, clock, mode):
+def test_registration_with_a_credential_id_and_two_codes(app, client, clinician, vip, clock, mode, outbox):
     """Does a valid Credential ID with two consecutive codes turn MFA on as Authenticator Apps
     (VIP Access), bound at VIP, audited with the Credential ID masked?"""
     secret = vip.add_token(CREDENTIAL)
@@ -138,7 +138,10 @@ def test_registration_with_a_credential_id_and_two_codes(app, client, clinician,
     assert set(add["otpAuthData"]) == {"otp", "otp2"}
     assert EMAIL not in str(vip.stand_in.calls)  # nothing personal goes to VIP
     page = client.get("/account/security").get_data(as_text=True)
-    assert f"Symantec VIP Access to {MASKED}" in page
+    assert f"Symantec VIP Access (Credential ID {MASKED})" in page
+    notice = [m for m in outbox.messages(EMAIL, "email") if m.subject == "Multi-factor authentication is on"][-1]
+    assert f"using Symantec VIP Access (Credential ID {MASKED})." in notice.body_text
+    assert CREDENTIAL not in notice.body_text and CREDENTIAL not in notice.body_html
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.event_type == "mfa.enrolled"))
     assert json.loads(event.detail) == {"method": "vip", "destination": MASKED, "previous_method": None}
     all_details = " ".join(row for row in db.session.scalars(select(AuditEvent.detail)) if row)
