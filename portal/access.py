@@ -97,6 +97,11 @@ def init_app(app: Flask) -> None:
             abort(404)  # the support area does not admit it exists
         view = app.view_functions.get(request.endpoint)
         if getattr(view, "is_public", False):
+            if current_user.is_authenticated:
+                # A session that ran out of time ends here too, and the page goes on for
+                # someone signed out: Log In sent from a tab left open past the idle timeout
+                # logs in, instead of being taken for the old session and sent away.
+                _session_timeouts(redirect=False)
             return None
         if current_user.is_authenticated:
             return _session_timeouts() or _enrollment_gate()
@@ -108,8 +113,9 @@ def init_app(app: Flask) -> None:
         return hx_redirect(login_url)
 
 
-def _session_timeouts():
-    """End sessions idle for 30 minutes or older than 12 hours, checked on the server."""
+def _session_timeouts(*, redirect: bool = True):
+    """End sessions idle for 30 minutes or older than 12 hours, checked on the server; with
+    `redirect`, answer with Log In and say why."""
     from flask import flash
 
     from portal import auth_state, clock
@@ -125,6 +131,8 @@ def _session_timeouts():
         flash(f"You were logged out after {minutes(idle)} minutes without activity. Log In again to continue.", "info")
     else:
         flash("Your session has ended. Log In again to continue.", "info")
+    if not redirect:
+        return None
     login_url = url_for("auth.login", next=_next_for_login())
     response = hx_redirect(login_url)
     if is_htmx():

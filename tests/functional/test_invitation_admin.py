@@ -87,8 +87,7 @@ def test_resend_emails_a_fresh_link_and_the_old_link_stops_working(client, auth,
     invite(client)
     old_link = outbox.link(INVITEE)
     clock.advance(hours=40)
-    r = auth.login("admin@alder.test", PASSWORD)  # the earlier session has long ended
-    print("LOGIN", r.status_code, r.headers.get("Location"), r.get_data(as_text=True)[:3000])
+    auth.login("admin@alder.test", PASSWORD)  # the earlier session has long ended
 
     response = client.post(action(client, INVITEE, "resend"))
     assert response.status_code == 303 and response.headers["Location"] == USERS

@@ -25,6 +25,26 @@ def test_idle_session_ends_after_thirty_minutes(client, auth, clock):
     assert '"reason":"idle"' in event.detail
 
 
+def test_log_in_sent_from_a_tab_left_open_past_the_idle_timeout_logs_in(client, auth, clock):
+    """The session idled out but is still in the store: does Log In, sent again, sign in (not
+    take the old session for a live one and send the form away), and say what happened?"""
+    make_user("again@example.test", display_name="Alex Again")
+    auth.login("again@example.test", PASSWORD)
+    clock.advance(minutes=30, seconds=1)
+    page = client.get("/login")
+    assert page.status_code == 200  # the Log In page, not a redirect to the dashboard
+    assert "logged out after 30 minutes without activity" in page.get_data(as_text=True)
+    clock.advance(minutes=1)
+    auth.login("again@example.test", PASSWORD)
+    clock.advance(minutes=30, seconds=1)
+    response = auth.login("again@example.test", PASSWORD)
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200 and "Welcome, Alex Again." in dashboard.get_data(as_text=True)
+    reasons = db.session.scalars(select(AuditEvent.detail).where(AuditEvent.event_type == "session.expired")).all()
+    assert reasons == ['{"reason":"idle"}'] * 2
+
+
 def test_session_ends_after_twelve_hours_however_active(client, auth, clock):
     make_user("long@example.test")
     auth.login("long@example.test", PASSWORD)
