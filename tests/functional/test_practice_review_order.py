@@ -227,3 +227,29 @@ def test_postgresql_reads_each_sort_s_page_from_an_index(large_practice, case):
     below_limit = plan[next(n for n, line in enumerate(plan) if "Limit" in line):]
     assert not any("Sort" in line and "Sort Key" not in line for line in below_limit), "\n".join(plan)
     assert any("Index" in line and " on users " in line for line in below_limit), "\n".join(plan)
+
+
+def test_postgresql_reads_a_deep_name_page_s_ids_from_the_index_alone(large_practice):
+    """A page far down the name sort skips every row before it: are those read from the index
+    alone, never visiting each user's row? (An index on lower(display_name) without the column
+    itself cannot be read alone, and a deep page then costs a visit per row above it.)"""
+    captured = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        page = review.users_page(large_practice.id, review.TableQuery.from_args({"sort": "name", "page": 5}))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(page.rows) == review.PER_PAGE
+    statement, parameters = next((s, p) for s, p in captured if "OFFSET" in s.upper())
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE users")  # the visibility map, as autovacuum keeps it
+    for plan_kind in ("seqscan", "indexscan", "bitmapscan"):  # any other way of reading is priced out
+        db.session.execute(text(f"SET LOCAL enable_{plan_kind} = off"))
+    plan = db.session.connection().exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
+    db.session.rollback()
+    assert any("Index Only Scan using ix_users_review_name" in line for line in plan), "\n".join(plan)
