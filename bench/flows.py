@@ -116,6 +116,10 @@ def prepare_pending(base: str, email: str, password: str, *,
     assert response.status_code in (302, 303) and response.headers["Location"].startswith(code_path)
     code_url = base + response.headers["Location"]
     page = browser.get(code_url)
+    # The burst comes after every browser is prepared, long after the server closed this idle
+    # keep-alive connection (gunicorn: 2 s); one closed just as the POST goes out fails it. The
+    # POST opens a fresh connection instead (the session keeps its cookies).
+    browser.close()
     return browser, code_url.split("?")[0], token(page.text)  # the form posts to the path (the peer adds ?next=)
 
 
