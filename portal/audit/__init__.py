@@ -93,11 +93,6 @@ def record(event_type: str, *, outcome: str = "success", actor=None, subject=Non
         db.session.commit()
 
 
-def pending() -> list[dict]:
-    """The events recorded in the current transaction and not yet written (oldest first)."""
-    return list(db.session.info.get(_PENDING, ()))
-
-
 def _write_pending(orm_session) -> None:
     """Just before a commit: the transaction's own writes, then its events in one INSERT."""
     events = orm_session.info.pop(_PENDING, None)
