@@ -6,11 +6,12 @@ the configured maximum, an audit event and one email when it locks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal import audit, metrics
@@ -94,27 +95,27 @@ def claim_attempt(user: User, counter: Counter, now: datetime) -> None:
     set_committed_value(user, counter.count_column, claimed)
 
 
-def claim_success(user: User, counter: Counter, now: datetime, *, guard=None, **values) -> bool:
+def claim_success(user: User, counter: Counter, now: datetime, *, guard=None, guard_params: dict | None = None,
+                  **values) -> bool:
     """A right answer compared before anything was paid for: the count starts over, the lock
     is cleared and `values` (more columns of the user) are written, in one conditional UPDATE
-    that holds only while attempts are left, no lock runs and `guard` (a condition on the
-    user's row, such as "this code's time step was not used yet") holds. Not committed.
+    that holds only while attempts are left, no lock runs and `guard` holds: a condition on the
+    users table's columns built once (such as "this code's time step was not used yet",
+    `TOTP_STEP_UNUSED`), whose bound parameters come in `guard_params`. Not committed.
 
     Returns False, writing nothing, if only the guard failed. Raises the counter's lock error
     (rolled back: with whatever the right answer had claimed) if a lock landed since the user
     was read."""
-    count_column, until_column = getattr(User, counter.count_column), getattr(User, counter.until_column)
     written = {counter.count_column: 0, counter.until_column: None, **values}
-    conditions = [User.id == user.id, count_column < counter.maximum(),
-                  or_(until_column.is_(None), until_column <= now)]
     claimed = db.session.execute(
-        update(User)
-        .where(*conditions, *([guard] if guard is not None else []))
-        .values(written)
-        .execution_options(synchronize_session=False)
+        _success_statement(counter, tuple(written), guard),
+        {"uid": user.id, "maximum": counter.maximum(), "now": now, **(guard_params or {}),
+         **{f"set_{name}": value for name, value in written.items()}},
     ).rowcount
     if claimed != 1:
-        count, until = db.session.execute(select(count_column, until_column).where(User.id == user.id)).one()
+        table = User.__table__
+        count, until = db.session.execute(
+            select(table.c[counter.count_column], table.c[counter.until_column]).where(table.c.id == user.id)).one()
         if guard is not None and count < counter.maximum() and (until is None or until <= now):
             return False
         db.session.rollback()
@@ -122,6 +123,24 @@ def claim_success(user: User, counter: Counter, now: datetime, *, guard=None, **
     for name, value in written.items():  # what the statement wrote, so the session does not write it again
         set_committed_value(user, name, value)
     return True
+
+
+@functools.cache
+def _success_statement(counter: Counter, names: tuple[str, ...], guard):
+    """claim_success's UPDATE, built once per shape: every Log In runs it, and building it (and
+    its cache key) anew each time cost as much as running it. On the users table rather than
+    the mapped class, so it skips the ORM's UPDATE handling, which does nothing for it."""
+    table = User.__table__
+    count_column, until_column = table.c[counter.count_column], table.c[counter.until_column]
+    conditions = [table.c.id == bindparam("uid"), count_column < bindparam("maximum"),
+                  or_(until_column.is_(None), until_column <= bindparam("now"))]
+    if guard is not None:
+        conditions.append(guard)
+    return update(table).where(*conditions).values({name: bindparam(f"set_{name}") for name in names})
+
+
+# claim_success's guard for an authenticator code: its time step is later than the last accepted.
+TOTP_STEP_UNUSED = or_(User.__table__.c.totp_last_step.is_(None), User.__table__.c.totp_last_step < bindparam("step"))
 
 
 def attempt_failed(user: User, counter: Counter, now: datetime) -> bool:

@@ -76,5 +76,6 @@ def check_code(user: User, raw_code: str, *, challenge: str, now: datetime) -> N
                      detail={"method": method.key, "purpose": "login", "reason": type(error).__name__}, commit=True)
         metrics.login("code_failed", method.stored_key)
         raise
-    user.last_mfa_at = now  # already written by an authenticator's claim; SMS and Email write it here
+    if user.last_mfa_at != now:  # already written by an authenticator's claim (an assignment would flush)
+        user.last_mfa_at = now  # SMS and Email write it here
     audit.record("mfa.code_verified", subject=user, now=now, detail={"method": method.key, "purpose": "login"})

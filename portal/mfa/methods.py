@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import or_
 
 from portal import delivery, vip
 from portal.accounts import lockout
@@ -195,7 +194,7 @@ class _Authenticator(Method):
         step = totp.matching_step(secret, code, now, last_step)
         if step is not None:
             # An active method's step must be unused, and is claimed in the same UPDATE.
-            claim = dict(guard=or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+            claim = dict(guard=lockout.TOTP_STEP_UNUSED, guard_params={"step": step},
                          totp_last_step=step) if active else {}
             if lockout.claim_success(user, lockout.CODE, now, **claim, **(on_success or {})):
                 return step
