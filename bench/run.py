@@ -152,7 +152,7 @@ def scale_benchmark(kind: str, results: dict, workdir: str, *, sizes: list[tuple
 
         support_secret = pyotp.random_base32()
         practice = None
-        browsers = {}  # logged-in sessions survive server restarts (sessions live in the database)
+        browsers = {}  # the logged-in HTTP clients of the size being measured (the statement counts reuse them)
         have_users = have_events = 0
         section = results.setdefault(kind, {}).setdefault("scale", {})
         for users, events in sizes:
@@ -253,16 +253,19 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
     }
     result = {"pages": {}, "queries": {}}
     with Server("wsgi:app", seed.server_env(url)) as server:
-        if not browsers:
-            browsers.update(_log_in_browsers(server.base, support_secret))
+        # Logged in afresh at each size: seeding the next size can outlast support's confirmation
+        # (15 minutes), and a page that redirects to Log In must fail the run, never be timed.
+        browsers.clear()
+        browsers.update(_log_in_browsers(server.base, support_secret))
         admin, support = browsers["admin"], browsers["support"]
         for name, path in pages.items():
             browser = support if "support" in name else admin
             for _ in range(5):  # warm-up (the database's caches too), not timed
-                assert browser.get(server.base + path).status_code == 200
+                assert browser.get(server.base + path, allow_redirects=False).status_code == 200
             timings = flows.Timings()
             for _ in range(repeats):
-                response = timings.timed(name, lambda browser=browser, path=path: browser.get(server.base + path))
+                response = timings.timed(name, lambda browser=browser, path=path: browser.get(
+                    server.base + path, allow_redirects=False))
                 assert response.status_code == 200, (name, response.status_code)
             result["pages"][name] = timings.report()[name]
         before = {pid: kib for pid, kib in server.memory_kib("VmRSS").items()}
