@@ -240,6 +240,8 @@ def _measure_pages(app, url: str, repeats: int, support_secret: str, users: int,
         "review first page": "/practice/",
         "review filtered": "/practice/?filter=without_mfa&q=bench",
         "review deep page": f"/practice/?page={max(1, users // 25 - 1)}",
+        # Pages past the middle are read from the end, so the middle is the deepest any page goes.
+        "review middle page": f"/practice/?page={max(1, users // 50)}",
         # Every other sort, either way, and the status filters under the sorts that read from
         # the copies triggers keep on users (migration 0016).
         **{f"review by {sort} {direction}": f"/practice/?sort={sort}&dir={direction}"

@@ -179,17 +179,19 @@ def members(practice_id: int, limit: int = 200) -> Members:
 NULLABLE_SORTS = {"method", "enrolled", "last_mfa"}
 
 
-def _ordered(statement, query: TableQuery):
+def _ordered(statement, query: TableQuery, *, reverse: bool = False):
     """ORDER BY the sort, then the id, both in the chosen direction, users without a value last
     either way. Shaped so that one index reads it in order, with no sort of the practice:
     (practice_id, sort, id) forwards for "asc" (PostgreSQL's ascending order puts NULLs last),
     backwards for name and email "desc" (never NULL), and for a nullable column "desc" its
-    DESC NULLS LAST twin (migration 0016). SQLite (3.30+) takes the same words and sorts."""
+    DESC NULLS LAST twin (migration 0016). SQLite (3.30+) takes the same words and sorts.
+    `reverse`: the exact opposite order (users without a value first), the same index read
+    the other way."""
     column = SORTS[query.sort]
-    ascending = query.direction == "asc"
+    ascending = (query.direction == "asc") != reverse
     order = column.asc() if ascending else column.desc()
     if query.sort in NULLABLE_SORTS:
-        order = order.nulls_last()  # SQLite puts NULLs first in ascending order
+        order = order.nulls_first() if reverse else order.nulls_last()  # SQLite puts NULLs first in ascending order
     return statement.order_by(order, User.id.asc() if ascending else User.id.desc())
 
 
@@ -247,18 +249,28 @@ def users_page(practice_id: int, query: TableQuery, per_page: int = PER_PAGE, kn
     """One page of the practice's users with their MFA state (two queries; one with `known`,
     the practice's counts when the caller has them already, and no search)."""
     total = _total(practice_id, query, known)
-    capped = total > SEARCH_COUNT_LIMIT
+    capped = bool(query.q) and total > SEARCH_COUNT_LIMIT  # only a search's count stops at the cap
     pages = None if capped else max(1, -(-total // per_page))
     page = query.page if capped else min(query.page, pages)
     # The page's ids first (for name and email, an index-only scan however deep the page),
     # then their rows: a deep page does not read every row before it. One id more than a page
     # tells whether there is a next page when the total is not known.
-    ids = _ordered(_filtered(practice_id, query, User.id), query).limit(per_page + 1).offset((page - 1) * per_page)
+    offset = (page - 1) * per_page
+    matching = _filtered(practice_id, query, User.id)
+    if pages is not None and offset > total // 2:
+        # Past the middle, the page is counted from the end and read backwards: an OFFSET reads
+        # every index entry it skips, so no page skips more than half the table and the last
+        # pages cost what the first do. (The total is exact here: the kept counts, or a
+        # search's matches below the cap.)
+        take = min(per_page, total - offset)
+        ids = _ordered(matching, query, reverse=True).limit(take).offset(max(0, total - offset - take))
+    else:
+        ids = _ordered(matching, query).limit(per_page + 1).offset(offset)
     page_ids = ids.subquery("page")
     rows = select(User, MfaEnrollment).join(page_ids, page_ids.c.id == User.id).outerjoin(
         MfaEnrollment, MfaEnrollment.user_id == User.id)
     result = db.session.execute(_ordered(rows, query)).all()
-    has_next = len(result) > per_page
+    has_next = page < pages if pages is not None else len(result) > per_page
     return Page(rows=[_row(user, enrollment) for user, enrollment in result[:per_page]], total=total, page=page,
                 pages=pages, query=query, has_next=has_next)
 

@@ -203,11 +203,13 @@ def large_practice(app):
     return practice
 
 
+@pytest.mark.parametrize("page_number", [3, 118], ids=["early page", "page near the end"])
 @pytest.mark.parametrize("case", PLAN_CASES, ids=lambda case: "-".join(case.values()))
-def test_postgresql_reads_each_sort_s_page_from_an_index(large_practice, case):
+def test_postgresql_reads_each_sort_s_page_from_an_index(large_practice, case, page_number):
     """Can PostgreSQL find each sort's page (either way, with each filter) in an index, in order,
-    instead of sorting the practice? (An ORDER BY that no index matches, e.g. a NULLs term or a
-    tie-breaker in the other direction, fails this.)"""
+    instead of sorting the practice? Also a page past the middle, which is read from the end
+    backwards. (An ORDER BY that no index matches, e.g. a NULLs term or a tie-breaker in the
+    other direction, fails this.)"""
     captured = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
@@ -215,7 +217,7 @@ def test_postgresql_reads_each_sort_s_page_from_an_index(large_practice, case):
 
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
-        page = review.users_page(large_practice.id, review.TableQuery.from_args({**case, "page": 3}))
+        page = review.users_page(large_practice.id, review.TableQuery.from_args({**case, "page": page_number}))
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     assert len(page.rows) == review.PER_PAGE

@@ -253,3 +253,22 @@ def test_a_broad_search_says_more_than_and_still_pages_to_the_last_match(client,
 
     narrow = client.get(REVIEW, query_string={"q": "nurse 0"}).get_data(as_text=True)
     assert page_position(narrow) == (9, 1, 1) and 'rel="next"' not in narrow
+
+
+def test_a_practice_larger_than_the_search_count_shows_its_exact_size_and_last_page(client, auth, monkeypatch):
+    """The cap is a search's (it counts matches); the whole practice, or a status filter, is
+    counted already (the kept counts). Does a practice with more users than the cap show how
+    many, "page N of M", and its last page, read from the end, in order with no gap?"""
+    from portal.enforcement import review
+
+    monkeypatch.setattr(review, "SEARCH_COUNT_LIMIT", 10)
+    practice = make_practice("Larch Practice")
+    login_admin(auth, practice, email="admin@larch.test")
+    add_members(practice, 60, prefix="nurse", name="Nurse")
+    html = client.get(REVIEW, query_string={"sort": "email"}).get_data(as_text=True)
+    assert text_of(html, "table-summary").startswith("61 users · page 1 of 3")
+    last = client.get(REVIEW, query_string={"sort": "email", "page": 3}).get_data(as_text=True)
+    assert text_of(last, "table-summary").startswith("61 users · page 3 of 3") and 'rel="next"' not in last
+    middle = client.get(REVIEW, query_string={"sort": "email", "page": 2}).get_data(as_text=True)
+    assert table_emails(html) + table_emails(middle) + table_emails(last) == sorted(
+        ["admin@larch.test"] + [f"nurse{i:02d}@larch.test" for i in range(1, 61)])
