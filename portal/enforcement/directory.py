@@ -23,24 +23,24 @@ def practices_overview() -> list[tuple[Practice, int, int]]:
     ).all()
 
 
-# How many users, in email order, a PostgreSQL search reads first (see _people_matching).
-FIRST_LOOK = 2000
-
-
 def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | None]]:
     """Users whose name, email or practice name contains `q`: (user, practice name, MFA method),
     the first `limit` by email.
 
-    Shaped for a million users: the two ways a user can match are found separately, each at
-    most `limit` rows in email order, so neither a rare nor a common term reads every user. A
-    name or email match uses the trigram indexes on PostgreSQL (migration 0015; ILIKE there,
-    lower() LIKE on SQLite); a practice-name match reads the few practices, then their users
-    through (practice_id, email). The page joins practice and method on those rows only.
+    Shaped for a million users: the two ways a user can match are separate branches, each
+    taking at most `limit` rows in email order, so neither a rare nor a common term reads every
+    user. A name or email match uses the trigram indexes on PostgreSQL (migration 0015; ILIKE
+    there, lower() LIKE on SQLite); a practice-name match reads the few practices, then their
+    users through (practice_id, email). The page joins practice and method on those rows only.
     """
     pattern = like_pattern(q)
+    by_person = (
+        select(User.id, User.email)
+        .where(or_(User.email.like(pattern, escape="\\"), User.display_name.ilike(pattern, escape="\\")))
+        .order_by(User.email).limit(limit).subquery()
+    )
     practices = select(Practice.id).where(Practice.name.ilike(pattern, escape="\\"))
     if db.session.get_bind().dialect.name == "postgresql":
-        by_person = select(User.id).where(User.id.in_(_people_matching(pattern, limit)))
         # Driven by the matching practices: each one's first `limit` users by email, from
         # (practice_id, email). Written as "users of these practices by email", PostgreSQL walks
         # the whole email index in order hoping to meet one soon, and reads every user when no
@@ -52,14 +52,11 @@ def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | No
         by_practice = (select(first.c.id, first.c.email).select_from(matched).join(first, true())
                        .order_by(first.c.email).limit(limit).subquery())
     else:
-        people = (select(User.id).where(_person_matches(pattern, User.email, User.display_name))
-                  .order_by(User.email).limit(limit).subquery())
-        by_person = select(people.c.id)
         by_practice = (
             select(User.id, User.email).where(User.practice_id.in_(practices))
             .order_by(User.email).limit(limit).subquery()
         )
-    matches = union(by_person, select(by_practice.c.id)).subquery()
+    matches = union(select(by_person.c.id), select(by_practice.c.id)).subquery()
     return db.session.execute(
         select(User, Practice.name, MfaEnrollment.method)
         .join(matches, matches.c.id == User.id)
@@ -68,35 +65,6 @@ def find_users(q: str, limit: int = 50) -> list[tuple[User, str | None, str | No
         .order_by(User.email)
         .limit(limit)
     ).all()
-
-
-def _person_matches(pattern: str, email, name):
-    return or_(email.like(pattern, escape="\\"), name.ilike(pattern, escape="\\"))
-
-
-def _people_matching(pattern: str, limit: int) -> list[int]:
-    """The first `limit` users by email whose name or email matches (PostgreSQL), in at most
-    two statements, neither of which reads every user.
-
-    Asked in one statement ("matches, by email, the first 50"), PostgreSQL has two plans: walk
-    the email index until 50 match, or collect the matches from the trigram indexes and sort
-    them. It prices the trigram indexes by their common trigrams' long lists and, at a million
-    users, walked the index for a rare email, reading 430,000 users before the matches (which
-    sit together in email order): 570 ms. So the walk is bounded: the first FIRST_LOOK users by
-    email answer a term that matches many (all of its first `limit` are among them); only if
-    fewer match there are the trigram indexes asked, in a subquery the walk cannot reach (an
-    OFFSET keeps PostgreSQL from pushing the LIMIT and the order into it)."""
-    first_users = select(User.id, User.email, User.display_name).order_by(User.email).limit(FIRST_LOOK).subquery()
-    first = db.session.scalars(
-        select(first_users.c.id)
-        .where(_person_matches(pattern, first_users.c.email, first_users.c.display_name))
-        .order_by(first_users.c.email).limit(limit)
-    ).all()
-    if len(first) == limit:
-        return first
-    every = select(User.id, User.email).where(_person_matches(pattern, User.email, User.display_name)).offset(0)
-    every = every.subquery()
-    return db.session.scalars(select(every.c.id).order_by(every.c.email).limit(limit)).all()
 
 
 def mfa_state(user: User, now: datetime) -> dict:

@@ -41,30 +41,6 @@ def test_search_returns_at_most_one_page_whichever_way_users_match(app):
     assert found == [f"clinician00003@{oak.id}.search.test", f"clinician00003@{elm.id}.search.test"]
 
 
-@pytest.mark.parametrize("first_look, limit", [(40, 10), (40, 50), (5, 50)],
-                         ids=["answered by the first users", "trigram indexes asked", "first look finds none"])
-def test_name_and_email_matches_are_the_first_by_email_whichever_way_they_are_found(app, monkeypatch,
-                                                                                   first_look, limit):
-    """A name or email match is looked for in the first users by email, then if too few match
-    there, in the trigram indexes (PostgreSQL). Either way, is the page the first matches by
-    email, each once, with the practice-name matches merged in order?"""
-    monkeypatch.setattr(directory, "FIRST_LOOK", first_look)
-    birch, rowan = make_practice("Birch Clinic"), make_practice("Rowan Clinic")
-    add_clinicians(birch, 70)
-    add_clinicians(rowan, 70, start=70)
-    for n in range(0, 140, 3):  # every third has "rowan" in their name, wherever they work
-        db.session.execute(text("UPDATE users SET display_name = :name WHERE email LIKE :email"),
-                           {"name": f"Jo Rowan {n}", "email": f"clinician{n:05d}@%"})
-    db.session.commit()
-
-    found = [user.email for user, *_ in directory.find_users("rowan", limit=limit)]
-
-    expected = sorted(email for email, name, practice in db.session.execute(text(
-        "SELECT users.email, users.display_name, practices.name FROM users JOIN practices "
-        "ON practices.id = users.practice_id")) if "rowan" in name.lower() or "rowan" in practice.lower())
-    assert found == expected[:limit]
-
-
 @pytest.mark.parametrize("term, index", [
     ("Clinician 01234", "ix_users_display_name_trgm"),
     ("clinician01234@", "ix_users_email_trgm"),
@@ -80,7 +56,7 @@ def test_postgresql_plan_can_use_the_trigram_index(app, term, index):
     captured = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if "OFFSET" in statement:  # the matches asked of the trigram indexes, behind the fence
+        if "FROM users" in statement and not captured:
             captured.append((statement, parameters))
 
     event.listen(db.engine, "before_cursor_execute", capture)
