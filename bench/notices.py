@@ -26,7 +26,9 @@ Every process started here is stopped by its own PID, also on failure; loopback 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -136,10 +138,15 @@ def _flush_queue(connection) -> None:
 
 
 def _queue_left() -> tuple[int, int]:
+    """Tasks still queued, and scheduled ones other than the audit trail's sealing passes (the
+    consumer's periodic task schedules those every few seconds until the next minute)."""
+    from huey.serializer import Serializer
     from huey.storage import RedisStorage
 
     storage = RedisStorage("portal", url=REDIS_URL)
-    return storage.queue_size(), storage.schedule_size()
+    serializer = Serializer()
+    scheduled = [serializer.deserialize(item).name for item in storage.scheduled_items()]
+    return storage.queue_size(), sum(1 for name in scheduled if "seal_audit_trail" not in name)
 
 
 # -- HTTP --------------------------------------------------------------------------------------
@@ -178,9 +185,14 @@ class Requirement:
         data = {"required": "on" if on else "off", "reason": "bench", "csrf_token": self.csrf}
         if on:
             data["when"] = "now"
+        url = f"{self.base}/support/practices/{practice_id}/requirement"
+        # The first post shows what the change will do (untimed); the confirmation, with the token
+        # of what was shown, makes it: that request is the one timed.
+        preview = self.browser.post(url, data=data, allow_redirects=False)
+        seen = re.search(r'name="seen" value="([^"]+)"', preview.text)
+        assert preview.status_code == 200 and seen, (preview.status_code, preview.text[:300])
         started = time.perf_counter()
-        response = self.browser.post(f"{self.base}/support/practices/{practice_id}/requirement", data=data,
-                                     allow_redirects=False)
+        response = self.browser.post(url, data={**data, "seen": html.unescape(seen.group(1))}, allow_redirects=False)
         elapsed = time.perf_counter() - started
         location = response.headers.get("Location", "")
         # A lapsed support confirmation also answers 303, to /support/confirm: check where it goes.

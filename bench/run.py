@@ -19,6 +19,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import requests
@@ -434,32 +435,45 @@ def main() -> int:
     if "logins" in only:
         only.add("floors")
     results = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(), "floors": {}}
+    failed = []
+
+    def section(name: str, run) -> None:
+        """Run one section; if it fails, say so and go on, so the others' figures are still written."""
+        try:
+            run()
+        except Exception:  # noqa: BLE001 (a bench section's failure is reported, then the run goes on)
+            traceback.print_exc()
+            failed.append(name)
+            print(f"{name}: FAILED (above); its figures are missing from this run", file=sys.stderr)
+
     with tempfile.TemporaryDirectory() as workdir:
         if "floors" in only:
             print("floors ...", file=sys.stderr)
-            floors(results["floors"])
+            section("floors", lambda: floors(results["floors"]))
         if "logins" in only:
             for kind in filter(None, args.backends.split(",")):
                 print(f"logins on {kind} ...", file=sys.stderr)
-                login_benchmark(kind, results, workdir, users=args.users, clients=args.clients)
+                section(f"logins on {kind}", lambda kind=kind: login_benchmark(
+                    kind, results, workdir, users=args.users, clients=args.clients))
         if "scale" in only:
             sizes = [tuple(int(n) for n in args.small.split(",")), tuple(int(n) for n in args.large.split(","))]
             for kind in filter(None, args.scale_backends.split(",")):
                 print(f"review pages on {kind} ...", file=sys.stderr)
-                scale_benchmark(kind, results, workdir, sizes=sizes, repeats=args.repeats)
+                section(f"review pages on {kind}", lambda kind=kind: scale_benchmark(
+                    kind, results, workdir, sizes=sizes, repeats=args.repeats))
         if "search" in only:
             print("support's user search (PostgreSQL) ...", file=sys.stderr)
-            search.search_benchmark(results, workdir, sizes=[int(n) for n in args.search_sizes.split(",")],
-                                    repeats=args.repeats)
+            section("search", lambda: search.search_benchmark(
+                results, workdir, sizes=[int(n) for n in args.search_sizes.split(",")], repeats=args.repeats))
         if "queue" in only:
             print("task queue: a practice's notices (PostgreSQL, Redis) ...", file=sys.stderr)
-            notices.queue_benchmark(
+            section("queue", lambda: notices.queue_benchmark(
                 results, workdir, sizes=[int(n) for n in args.queue_sizes.split(",")], drain_size=args.queue_drain,
                 rounds=args.queue_rounds, consumer_counts=[int(n) for n in args.queue_consumers.split(",")],
-                threads=args.queue_threads, batch_size=args.queue_batch_size, timeout=args.queue_timeout)
+                threads=args.queue_threads, batch_size=args.queue_batch_size, timeout=args.queue_timeout))
     RESULTS.mkdir(exist_ok=True)
     stem = results["date"][:10]
-    if only != set(SECTIONS):
+    if only != set(SECTIONS) or failed:  # a failed section keeps the day's earlier figures
         results = _merge_into_day(RESULTS / f"{stem}.json", results)
     results["verdicts"] = (verdicts(results) + search.verdicts(results, TARGETS["scale_p95_ratio"])
                            + notices.verdicts(results))
@@ -470,12 +484,14 @@ def main() -> int:
         text_ = README.read_text()
         if only & {"floors", "logins", "scale", "search"}:
             text_ = _replace_block(text_, "<!-- latest results -->", "<!-- end of latest results -->", table)
-        if "queue" in only:
+        if "queue" in only and "queue" not in failed:
             text_ = _replace_block(text_, "<!-- latest queue results -->", "<!-- end of latest queue results -->",
                                    queue_table)
         README.write_text(text_)
     print(table + queue_table)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 SECTIONS = ("floors", "logins", "scale", "search", "queue")
