@@ -100,8 +100,8 @@ def claim_success(user: User, counter: Counter, now: datetime, *, guard=None, gu
     """A right answer compared before anything was paid for: the count starts over, the lock
     is cleared and `values` (more columns of the user) are written, in one conditional UPDATE
     that holds only while attempts are left, no lock runs and `guard` holds: a condition on the
-    users table's columns built once (such as "this code's time step was not used yet",
-    `TOTP_STEP_UNUSED`), whose bound parameters come in `guard_params`. Not committed.
+    users table's columns built once (such as "this code's time step was not used yet"),
+    whose bound parameters come in `guard_params`. Not committed.
 
     Returns False, writing nothing, if only the guard failed. Raises the counter's lock error
     (rolled back: with whatever the right answer had claimed) if a lock landed since the user
@@ -137,10 +137,6 @@ def _success_statement(counter: Counter, names: tuple[str, ...], guard):
     if guard is not None:
         conditions.append(guard)
     return update(table).where(*conditions).values({name: bindparam(f"set_{name}") for name in names})
-
-
-# claim_success's guard for an authenticator code: its time step is later than the last accepted.
-TOTP_STEP_UNUSED = or_(User.__table__.c.totp_last_step.is_(None), User.__table__.c.totp_last_step < bindparam("step"))
 
 
 def attempt_failed(user: User, counter: Counter, now: datetime) -> bool:

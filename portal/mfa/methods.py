@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from sqlalchemy import bindparam, or_
 
 from portal import delivery, vip
 from portal.accounts import lockout
@@ -194,7 +195,7 @@ class _Authenticator(Method):
         step = totp.matching_step(secret, code, now, last_step)
         if step is not None:
             # An active method's step must be unused, and is claimed in the same UPDATE.
-            claim = dict(guard=lockout.TOTP_STEP_UNUSED, guard_params={"step": step},
+            claim = dict(guard=_STEP_UNUSED, guard_params={"step": step},
                          totp_last_step=step) if active else {}
             if lockout.claim_success(user, lockout.CODE, now, **claim, **(on_success or {})):
                 return step
@@ -205,6 +206,11 @@ class _Authenticator(Method):
         if replay or step is not None:
             raise InvalidCode("That code was already used. Wait for your app to show a new code, then enter it.")
         raise InvalidCode("That code is not correct. Enter the 6-digit code your app shows now.")
+
+
+# An authenticator code's guard in lockout.claim_success (built once, on the users table): its
+# time step is later than the last one accepted.
+_STEP_UNUSED = or_(User.__table__.c.totp_last_step.is_(None), User.__table__.c.totp_last_step < bindparam("step"))
 
 
 @dataclass(frozen=True)
