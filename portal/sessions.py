@@ -12,6 +12,11 @@ view runs, so nothing is written; a session that cannot be saved at the end turn
 into that page. Health checks and static files never open a session. When Redis comes back
 without the sessions it held (restarted without persistence), the people whose sessions were
 lost are told so on their way to Log In.
+
+A visitor whose session holds nothing but its CSRF token (someone looking at Log In) is not
+stored at all: the cookie carries that token, signed, instead of a session id (see
+`_NoRevival._save`). Otherwise every anonymous page view would write a record that lives for
+hours, and anyone could fill the store by reloading Log In.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import timedelta
 from flask import Flask, flash, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
-from itsdangerous import want_bytes
+from itsdangerous import BadSignature, TimestampSigner, want_bytes
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
@@ -54,6 +59,9 @@ SESSIONS_LOST = ("You were logged out because the portal's session store restart
 # store (readiness reports it), and the 503 page's stylesheet must load while it is down.
 SESSIONLESS_ENDPOINTS = ("static", "health.liveness", "health.readiness", "health.metrics")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# A visitor's cookie (only a signed CSRF token) starts with this; "." never occurs in a session id.
+VISITOR_COOKIE_PREFIX = "v."
+_VISITOR_SALT = "portal.visitor-csrf"
 
 
 class _NoRevival:
@@ -75,10 +83,19 @@ class _NoRevival:
         if _sessionless(app, request):
             return None
         sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
+        visitor_token = None
+        if sid and sid.startswith(VISITOR_COOKIE_PREFIX):
+            visitor_token, sid = _visitor_token(app, sid), None
         try:
             self._before_open(request, sid)
-            session = super().open_session(app, request)
+            if sid:
+                session = super().open_session(app, request)
+            else:
+                session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
             session.from_store = bool(session)
+            if visitor_token is not None:
+                session[_csrf_key(app)] = session.visitor_token = visitor_token
+                session.modified = False
             if sid and session.sid != sid:
                 g.session_lost = self._store_lost_sessions(app, sid)
         except self.store_errors as error:
@@ -95,6 +112,9 @@ class _NoRevival:
             errors.replace_with_unavailable(response, error)
 
     def _save(self, app: Flask, session: ServerSideSession, response) -> None:
+        if not getattr(session, "from_store", False) and session.keys() == {_csrf_key(app)}:
+            _set_visitor_cookie(app, self, session, response)
+            return
         super().save_session(app, session, response)
 
     def _before_open(self, request, sid: str | None) -> None:
@@ -108,15 +128,20 @@ class _NoRevival:
         return False
 
     def regenerate(self, session: ServerSideSession) -> None:
-        # Flask-Session leaves an empty session's id alone; one emptied earlier in this request
-        # is still stored under it, so it gets a new id as well.
-        emptied = not session and getattr(session, "from_store", False)
-        super().regenerate(session)
-        if emptied:
-            self._delete_session(self._get_store_id(session.sid))
-            session.sid = self._generate_sid(self.sid_length)
-            session.modified = True
+        # Only an id read from the store has a record to drop (also when emptied earlier in this
+        # request). A new id (a visitor's, or one regenerated earlier in this request) was never
+        # written: it is simply replaced, and an empty new session needs no id at all yet.
+        if getattr(session, "from_store", False):
+            self._drop_record(self._get_store_id(session.sid))
+        elif not session:
+            return
+        session.sid = self._generate_sid(self.sid_length)
+        session.modified = True
         session.from_store = False
+
+    def _drop_record(self, store_id: str) -> None:
+        """The record of a regenerated id goes (now, or with the save)."""
+        self._delete_session(store_id)
 
 
 class RedisSessions(_NoRevival, RedisSessionInterface):
@@ -195,14 +220,9 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
     def _store_failed(self, error: BaseException) -> None:
         db.session.rollback()
 
-    def regenerate(self, session: ServerSideSession) -> None:
-        # A stored session emptied earlier in this request still has a record under its id.
-        if session or getattr(session, "from_store", False):
-            stale = g.setdefault("stale_session_ids", [])
-            stale.append(self._get_store_id(session.sid))
-            session.sid = self._generate_sid(self.sid_length)
-            session.modified = True
-        session.from_store = False
+    def _drop_record(self, store_id: str) -> None:
+        # With the save, where the new id takes the record over (renamed) in one statement.
+        g.setdefault("stale_session_ids", []).append(store_id)
 
     def _save(self, app: Flask, session: ServerSideSession, response) -> None:
         db.session.rollback()
@@ -279,6 +299,57 @@ def init_sessions(app: Flask) -> None:
     # Right after the hooks that time the request and give it its id (inserted before this one,
     # later, by portal.logging and portal.audit): ahead of every hook that reads the session.
     app.before_request_funcs.setdefault(None, []).insert(0, answer_without_session)
+
+
+def _csrf_key(app: Flask) -> str:
+    return app.config["WTF_CSRF_FIELD_NAME"]
+
+
+class _VisitorSigner(TimestampSigner):
+    """Signs a visitor's token with the time from the portal's clock."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.now().timestamp())
+
+
+def _visitor_signer(app: Flask) -> TimestampSigner:
+    return _VisitorSigner(app.secret_key, salt=_VISITOR_SALT)
+
+
+def _visitor_token(app: Flask, cookie: str) -> str | None:
+    """The CSRF token a visitor's cookie carries; None if its signature is wrong or it is older
+    than a session may live (the visitor then gets a new token, as an expired session would)."""
+    try:
+        token = _visitor_signer(app).unsign(cookie[len(VISITOR_COOKIE_PREFIX):],
+                                            max_age=app.permanent_session_lifetime.total_seconds())
+    except BadSignature:
+        return None
+    return token.decode("ascii", errors="replace")
+
+
+def _set_visitor_cookie(app: Flask, interface: ServerSideSessionInterface, session: ServerSideSession,
+                        response) -> None:
+    """Keep a visitor's session (only its CSRF token) in the cookie, signed, not in the store.
+
+    The token is still checked as Flask-WTF checks a stored one: the form's signed copy must
+    match the session's. Another site can neither read this cookie nor set it (HttpOnly,
+    SameSite, and the __Host- prefix in production), as with a session id. The cookie is set
+    when the token is new; a visitor already holding it gets no Set-Cookie.
+    """
+    response.vary.add("Cookie")
+    token = session[_csrf_key(app)]
+    if getattr(session, "visitor_token", None) == token:
+        return
+    response.set_cookie(
+        key=interface.get_cookie_name(app),
+        value=VISITOR_COOKIE_PREFIX + _visitor_signer(app).sign(token).decode("ascii"),
+        expires=interface.get_expiration_time(app, session),
+        httponly=interface.get_cookie_httponly(app),
+        domain=interface.get_cookie_domain(app),
+        path=interface.get_cookie_path(app),
+        secure=interface.get_cookie_secure(app),
+        samesite=interface.get_cookie_samesite(app),
+    )
 
 
 def _sessionless(app: Flask, request) -> bool:
