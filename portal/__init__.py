@@ -61,6 +61,11 @@ def create_app(config=None) -> Flask:
     # A doubled slash is a wrong address (404), not one to redirect to a guess: a link token
     # containing "/" must fail as a bad token does.
     app.url_map.merge_slashes = False
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A database file has no connection to lose: the ping before each checkout, kept for a
+        # server that may restart, would only add a statement to every request.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+                                                   "pool_pre_ping": False}
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
