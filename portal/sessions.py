@@ -13,10 +13,11 @@ into that page. Health checks and static files never open a session. When Redis 
 without the sessions it held (restarted without persistence), the people whose sessions were
 lost are told so on their way to Log In.
 
-A visitor whose session holds nothing but its CSRF token (someone looking at Log In) is not
-stored at all: the cookie carries that token, signed, instead of a session id (see
-`_NoRevival._save`). Otherwise every anonymous page view would write a record that lives for
-hours, and anyone could fill the store by reloading Log In.
+A visitor whose session holds nothing but its CSRF token and the messages on their way to
+the next page (someone looking at Log In, or sent there with "Log In first.") is not stored at
+all: the cookie carries them, signed, instead of a session id (see `_NoRevival._save`).
+Otherwise every anonymous page view would write a record that lives for hours, and anyone
+could fill the store by reloading a public page.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from datetime import timedelta
 from flask import Flask, flash, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
-from itsdangerous import BadSignature, TimestampSigner, want_bytes
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer, want_bytes
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
@@ -59,9 +60,11 @@ SESSIONS_LOST = ("You were logged out because the portal's session store restart
 # store (readiness reports it), and the 503 page's stylesheet must load while it is down.
 SESSIONLESS_ENDPOINTS = ("static", "health.liveness", "health.readiness", "health.metrics")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# A visitor's cookie (only a signed CSRF token) starts with this; "." never occurs in a session id.
+# A visitor's cookie (a signed CSRF token and messages) starts with this; "." never occurs in a
+# session id.
 VISITOR_COOKIE_PREFIX = "v."
-_VISITOR_SALT = "portal.visitor-csrf"
+_VISITOR_SALT = "portal.visitor"
+_FLASHES = "_flashes"  # where Flask keeps the messages for the next page
 
 
 class _NoRevival:
@@ -83,9 +86,9 @@ class _NoRevival:
         if _sessionless(app, request):
             return None
         sid = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
-        visitor_token = None
+        visitor = None
         if sid and sid.startswith(VISITOR_COOKIE_PREFIX):
-            visitor_token, sid = _visitor_token(app, sid), None
+            visitor, sid = _visitor_data(app, sid), None
         try:
             self._before_open(request, sid)
             if sid:
@@ -93,9 +96,9 @@ class _NoRevival:
             else:
                 session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
             session.from_store = bool(session)
-            if visitor_token is not None:
-                session[_csrf_key(app)] = session.visitor_token = visitor_token
-                session.modified = False
+            if visitor:
+                session.update(visitor)
+                session.visitor_data, session.modified = dict(visitor), False
             if sid and session.sid != sid:
                 g.session_lost = self._store_lost_sessions(app, sid)
         except self.store_errors as error:
@@ -112,7 +115,7 @@ class _NoRevival:
             errors.replace_with_unavailable(response, error)
 
     def _save(self, app: Flask, session: ServerSideSession, response) -> None:
-        if not getattr(session, "from_store", False) and session.keys() == {_csrf_key(app)}:
+        if session and not getattr(session, "from_store", False) and session.keys() <= {_csrf_key(app), _FLASHES}:
             _set_visitor_cookie(app, self, session, response)
             return
         super().save_session(app, session, response)
@@ -306,43 +309,49 @@ def _csrf_key(app: Flask) -> str:
 
 
 class _VisitorSigner(TimestampSigner):
-    """Signs a visitor's token with the time from the portal's clock."""
+    """Signs a visitor's cookie with the time from the portal's clock."""
 
     def get_timestamp(self) -> int:
         return int(clock.now().timestamp())
 
 
-def _visitor_signer(app: Flask) -> TimestampSigner:
-    return _VisitorSigner(app.secret_key, salt=_VISITOR_SALT)
+def _visitor_serializer(app: Flask) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(app.secret_key, salt=_VISITOR_SALT, signer=_VisitorSigner)
 
 
-def _visitor_token(app: Flask, cookie: str) -> str | None:
-    """The CSRF token a visitor's cookie carries; None if its signature is wrong or it is older
-    than a session may live (the visitor then gets a new token, as an expired session would)."""
+def _visitor_data(app: Flask, cookie: str) -> dict | None:
+    """What a visitor's cookie carries (the CSRF token, messages); None if its signature is
+    wrong or it is older than a session may live (the visitor then starts afresh, as after an
+    expired session)."""
     try:
-        token = _visitor_signer(app).unsign(cookie[len(VISITOR_COOKIE_PREFIX):],
-                                            max_age=app.permanent_session_lifetime.total_seconds())
+        data = _visitor_serializer(app).loads(cookie[len(VISITOR_COOKIE_PREFIX):],
+                                              max_age=app.permanent_session_lifetime.total_seconds())
     except BadSignature:
         return None
-    return token.decode("ascii", errors="replace")
+    allowed = {_csrf_key(app): str, _FLASHES: list}
+    if not isinstance(data, dict) or any(not isinstance(value, allowed.get(key, ())) for key, value in data.items()):
+        return None
+    return data
 
 
 def _set_visitor_cookie(app: Flask, interface: ServerSideSessionInterface, session: ServerSideSession,
                         response) -> None:
-    """Keep a visitor's session (only its CSRF token) in the cookie, signed, not in the store.
+    """Keep a visitor's session (its CSRF token, its messages) in the cookie, signed, not in
+    the store.
 
     The token is still checked as Flask-WTF checks a stored one: the form's signed copy must
     match the session's. Another site can neither read this cookie nor set it (HttpOnly,
-    SameSite, and the __Host- prefix in production), as with a session id. The cookie is set
-    when the token is new; a visitor already holding it gets no Set-Cookie.
+    SameSite, and the __Host- prefix in production), as with a session id. The messages are
+    the portal's own fixed texts ("Log In first."). The cookie is set when what it carries
+    changes; a visitor already holding it gets no Set-Cookie.
     """
     response.vary.add("Cookie")
-    token = session[_csrf_key(app)]
-    if getattr(session, "visitor_token", None) == token:
+    data = dict(session)
+    if getattr(session, "visitor_data", None) == data:
         return
     response.set_cookie(
         key=interface.get_cookie_name(app),
-        value=VISITOR_COOKIE_PREFIX + _visitor_signer(app).sign(token).decode("ascii"),
+        value=VISITOR_COOKIE_PREFIX + _visitor_serializer(app).dumps(data),
         expires=interface.get_expiration_time(app, session),
         httponly=interface.get_cookie_httponly(app),
         domain=interface.get_cookie_domain(app),

@@ -133,3 +133,32 @@ def test_a_token_cookie_older_than_a_session_may_live_is_refused(csrf_app, app, 
     fresh = token_from(client.get("/login"))  # the page gives a new token, which works
     response = client.post("/login", data={"email": "old@example.test", "password": PASSWORD, "csrf_token": fresh})
     assert response.status_code == 303
+
+
+def test_a_visitor_sent_to_log_in_with_a_message_is_not_stored(csrf_app, app):
+    """The code page without a pending Log In sends the visitor to Log In with "Log In first.":
+    is the message shown once, on the next page, with nothing stored, again and again?"""
+    before = stored_sessions(csrf_app)
+    client = csrf_app.test_client()
+    for _ in range(3):
+        response = client.get("/login/code")
+        assert response.status_code == 303 and response.headers["Location"] == "/login"
+        assert session_cookie(client, csrf_app).startswith(VISITOR_COOKIE_PREFIX)
+        assert "Log In first." in client.get("/login").get_data(as_text=True)
+        assert "Log In first." not in client.get("/login").get_data(as_text=True)  # shown once
+    assert stored_sessions(csrf_app) == before
+
+
+def test_a_visitor_cookie_signed_with_another_key_starts_afresh(csrf_app, app, make_app):
+    """Is a visitor cookie made with another secret (or another purpose's salt) ignored, so its
+    token and messages never reach the page?"""
+    from itsdangerous import URLSafeTimedSerializer
+
+    name = csrf_app.config["SESSION_COOKIE_NAME"]
+    forged = URLSafeTimedSerializer("not-the-portal-key", salt="portal.visitor").dumps(
+        {"csrf_token": "f" * 40, "_flashes": [["error", "Forged message"]]})
+    client = csrf_app.test_client()
+    client.set_cookie(name, VISITOR_COOKIE_PREFIX + forged)
+    page = client.get("/login").get_data(as_text=True)
+    assert "Forged message" not in page
+    assert session_cookie(client, csrf_app) != VISITOR_COOKIE_PREFIX + forged
