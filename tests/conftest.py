@@ -294,3 +294,18 @@ def redis_url_or_skip() -> str:
 def session_cookie(client, app) -> str | None:
     cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     return cookie.value if cookie else None
+
+
+@pytest.fixture
+def csrf_app(make_app):
+    """An app with CSRF protection on, as in production (testing turns it off by default)."""
+    app = make_app(WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        yield app
+
+
+def token_from(response) -> str:
+    """The CSRF token of the form on a page."""
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
+    assert match, "page has no CSRF field"
+    return match.group(1)

@@ -2,22 +2,8 @@
 
 import re
 
-import pytest
-
+from tests.conftest import token_from
 from tests.factories import PASSWORD, make_user
-
-
-@pytest.fixture
-def csrf_app(make_app):
-    app = make_app(WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        yield app
-
-
-def token_from(response) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
-    assert match, "page has no CSRF field"
-    return match.group(1)
 
 
 def log_in(app, email: str, **user) -> tuple[object, str]:

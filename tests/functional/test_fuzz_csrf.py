@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, OutboxMessage, User
+from tests.conftest import token_from
 from tests.factories import PASSWORD, make_user
 from tests.functional.fuzz_helpers import (
     CSRF_MESSAGE,
@@ -33,11 +34,6 @@ from tests.functional.fuzz_helpers import (
 
 # -- with CSRF protection on, as in production --------------------------------------------
 
-
-def token_from(response) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
-    assert match, "page has no CSRF field"
-    return match.group(1)
 
 
 @pytest.fixture
