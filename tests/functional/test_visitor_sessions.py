@@ -1,27 +1,20 @@
 """A visitor who only looks at Log In (or another page with a form) is not stored: the cookie
 carries their CSRF token, signed, so reloading Log In cannot fill the session store."""
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from flask_session.redis import RedisSessionInterface
 from sqlalchemy import event, func, select
 
 from portal.extensions import db
 from portal.models import ServerSession
 from portal.sessions import VISITOR_COOKIE_PREFIX
-from tests.conftest import session_cookie
+from tests.conftest import session_cookie, token_from
 from tests.factories import PASSWORD, make_user
+from tests.functional.parallel import POOL, THREADS, clones, fire
 
 EXPIRED_FORM = "This form has expired"
 
-
-@pytest.fixture
-def csrf_app(make_app):
-    app = make_app(WTF_CSRF_ENABLED=True)
-    with app.app_context():
-        yield app
 
 
 def stored_sessions(app) -> int:
@@ -33,11 +26,6 @@ def stored_sessions(app) -> int:
     db.session.rollback()
     return db.session.scalar(select(func.count()).select_from(ServerSession))
 
-
-def token_from(response) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
-    assert match, "page has no CSRF field"
-    return match.group(1)
 
 
 def test_looking_at_log_in_stores_nothing_and_logging_in_still_works(csrf_app, app):
@@ -99,6 +87,34 @@ def test_hundreds_of_visitors_at_once_store_nothing(csrf_app, app):
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert set(pool.map(visit, range(200))) == {200}
     assert stored_sessions(csrf_app) == before
+
+
+def test_one_visitor_cookie_logging_in_many_times_at_once_gets_a_new_session_each_time(make_app, app):
+    """The password sent at once from many tabs that share one visitor cookie: does each Log In
+    get its own new, stored session id, none of them the cookie's (no fixation), and work?"""
+    parallel_app = make_app(WTF_CSRF_ENABLED=True, SQLALCHEMY_ENGINE_OPTIONS=POOL)
+    with parallel_app.app_context():
+        make_user("tabs@example.test")
+        before = stored_sessions(parallel_app)
+        visitor = parallel_app.test_client()
+        token = token_from(visitor.get("/login"))
+        cookie = session_cookie(visitor, parallel_app)
+        tabs = clones(parallel_app, visitor, THREADS)
+
+        def log_in(index):
+            response = tabs[index].post("/login", data={"email": "tabs@example.test", "password": PASSWORD,
+                                                        "csrf_token": token})
+            return response.status_code, session_cookie(tabs[index], parallel_app)
+
+        results = fire(THREADS, log_in)
+        assert {status for status, _ in results} == {303}
+        sids = {sid for _, sid in results}
+        assert len(sids) == THREADS and cookie not in sids
+        assert not any(sid.startswith(VISITOR_COOKIE_PREFIX) for sid in sids)
+        assert stored_sessions(parallel_app) == before + THREADS
+        # Each tab then opens the dashboard (from threads: this test's app context, pushed for
+        # the database, would otherwise lend its cached anonymous user to requests made here).
+        assert fire(THREADS, lambda index: tabs[index].get("/").status_code) == [200] * THREADS
 
 
 def test_a_changed_or_borrowed_token_cookie_is_refused(csrf_app, app):
