@@ -309,3 +309,14 @@ def token_from(response) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True))
     assert match, "page has no CSRF field"
     return match.group(1)
+
+
+# Every way a page carries its CSRF token: a form's hidden field (written by hand or by WTForms,
+# attributes in either order) and htmx's request header on the page's container.
+_CSRF_TOKENS = re.compile(r'(name="csrf_token"[^>]*?value="|"X-CSRFToken": ")[^"]*')
+
+
+def without_csrf_tokens(html: str) -> str:
+    """A page with each CSRF token replaced by TOKEN: a token is signed with the second it was
+    made, so two renderings of one page a second apart differ there and nowhere else."""
+    return _CSRF_TOKENS.sub(r"\1TOKEN", html)

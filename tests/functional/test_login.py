@@ -7,12 +7,12 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import ServerSession
-from tests.conftest import session_cookie
+from tests.conftest import session_cookie, without_csrf_tokens
 from tests.factories import PASSWORD, make_user
 
 
 def body_without_tokens(response) -> str:
-    return re.sub(r'name="csrf_token"[^>]*value="[^"]*"', "", response.get_data(as_text=True))
+    return without_csrf_tokens(response.get_data(as_text=True))
 
 
 def test_login_success_lands_on_dashboard(client, auth):
