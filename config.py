@@ -74,7 +74,11 @@ class Config:
 
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
     # hide_parameters: database errors (and so logs) never carry the values being written.
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
+    # A database server's connection that sat unused in the pool this long is checked (one
+    # round trip) before a request gets it; one returned more recently was working just now
+    # (portal/database.py). 0 checks at every checkout.
+    DATABASE_PING_AFTER_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_AFTER_IDLE_SECONDS") or 1.0)
 
     # argon2id; defaults are the OWASP minimum (19 MiB, 2 iterations, 1 lane).
     ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 2)

@@ -48,6 +48,7 @@ def create_app(config=None) -> Flask:
     from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
+    from portal.database import engine_options, init_database
     from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
     from portal.health import bp as health_bp
     from portal.mfa import methods
@@ -61,13 +62,9 @@ def create_app(config=None) -> Flask:
     # A doubled slash is a wrong address (404), not one to redirect to a guess: a link token
     # containing "/" must fail as a bad token does.
     app.url_map.merge_slashes = False
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # A database file has no connection to lose: the ping before each checkout, kept for a
-        # server that may restart, would only add a statement to every request.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
-                                                   "pool_pre_ping": False}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
-    _tune_sqlite(app)
+    init_database(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)
     # First of the before_request hooks (after logging's timer), in this order: a foreign Host,
     # then a form with a file part or a repeated field, get the 400 page before CSRFProtect.
@@ -114,28 +111,6 @@ class RowIdConverter(IntegerConverter):
 
     def __init__(self, map):
         super().__init__(map, min=1, max=2**31 - 1)
-
-
-def _tune_sqlite(app: Flask) -> None:
-    """SQLite (development, single host): write-ahead log so readers never block the writer,
-    normal sync (safe with WAL), and a busy timeout instead of immediate "database is locked"."""
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        return
-    from sqlalchemy import event
-
-    from portal.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-
-    @event.listens_for(engine, "connect")
-    def set_pragmas(connection, _record):
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
 
 
 def _check_networks(networks) -> None:

@@ -22,6 +22,7 @@ could fill the store by reloading a public page.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from datetime import timedelta
@@ -232,7 +233,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         super()._save(app, session, response)
         stale = g.pop("stale_session_ids", [])
         if stale:  # not removed with an upsert (e.g. the session ended empty)
-            with db.engine.begin() as connection:
+            with _autocommit(db.engine).connect() as connection:
                 connection.execute(_DELETE_MANY, {"sids": stale})
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
@@ -247,7 +248,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:
-        with db.engine.begin() as connection:
+        with _autocommit(db.engine).connect() as connection:
             connection.execute(_DELETE, {"sid": store_id})
 
     def _upsert_session(
@@ -257,19 +258,32 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         expiry = clock.now() + session_lifetime
         stale = g.pop("stale_session_ids", [])
         values = {"sid": store_id, "data": data, "expiry": expiry}
-        with db.engine.begin() as connection:  # one transaction: drop the old id, write the new
+        # Nearly every save is one statement, sent on its own (autocommit): wrapped in BEGIN and
+        # COMMIT it would cost PostgreSQL three round trips instead of one.
+        with _autocommit(db.engine).connect() as connection:
             if getattr(session, "from_store", False):
                 # Only ever updated: if it was ended meanwhile, it stays ended.
                 connection.execute(_UPDATE, values)
                 return
-            # A new or regenerated id is fresh randomness, never in the table yet. A regenerated
-            # one takes over the old record (renamed); if that record is gone (ended meanwhile,
-            # or the id was regenerated twice), the old ids are dropped and the new one inserted.
+            # A new or regenerated id is fresh randomness, never in the table yet.
+            if not stale:
+                connection.execute(_INSERT, values)
+                return
+            # A regenerated one takes over the old record (renamed).
             if len(stale) == 1 and connection.execute(_RENAME, {**values, "old_sid": stale[0]}).rowcount == 1:
                 return
-            if stale:
-                connection.execute(_DELETE_MANY, {"sids": stale})
+        # That record is gone (ended meanwhile, or the id was regenerated twice): in one
+        # transaction, the old ids are dropped and the new one inserted.
+        with db.engine.begin() as connection:
+            connection.execute(_DELETE_MANY, {"sids": stale})
             connection.execute(_INSERT, values)
+
+
+@functools.lru_cache(maxsize=8)
+def _autocommit(engine):
+    """The engine with its connections in autocommit (sharing its pool): each statement is its
+    own transaction, sent without BEGIN and COMMIT."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def init_sessions(app: Flask) -> None:

@@ -9,7 +9,7 @@ from tests.factories import PASSWORD
 
 THREADS = 20
 # A connection pool large enough for every thread at once.
-POOL = {"pool_pre_ping": True, "pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30}
+POOL = {"hide_parameters": True, "pool_size": THREADS + 5, "max_overflow": 5, "pool_timeout": 30}
 
 
 def fire(count: int, action) -> list:
