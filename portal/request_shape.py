@@ -1,11 +1,15 @@
 """Forms arrive in the shape the portal's pages send, or not at all.
 
 Every form of the portal is a set of single text fields. A body with a file part (multipart
-upload) or with a field sent more than once is not something a page of the portal sends: it
-gets the usual 400 page before anything else runs (CSRF check, Log In gate, view, service),
+upload), with a field sent more than once, or in JSON is not something a page of the portal
+sends: it gets the usual 400 page before anything else runs (CSRF check, Log In gate, view, service),
 so nothing is read from it and nothing is written. One check for the whole app covers every
 form alike: the WTForms fields, the fields read straight from `request.form` (`device`,
 `required`), the CSRF token itself, and any form added later.
+
+JSON would otherwise be read as the form (Flask-WTF does so), with numbers, true/false,
+lists and objects where every field expects one piece of text, and lists slipping past the
+repeated-field rule.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def malformed() -> bool:
-    """True if the request's form has a file part or a field sent more than once."""
-    if request.files:
+    """True if the body is JSON, or its form has a file part or a field sent more than once."""
+    if request.is_json or request.files:
         return True
     return any(len(values) > 1 for values in request.form.listvalues())
 

@@ -87,7 +87,10 @@ def _committed(practice: Practice, required: bool, starts: datetime | None) -> i
 
 
 def _check_start(practice: Practice, required: bool, starts: datetime | None, now: datetime) -> datetime | None:
-    """A start date must lie ahead, within the grace period allowed; None means now."""
+    """A start date must be today (which means now) or lie ahead, within the grace period
+    allowed; None means now."""
+    if starts is not None and starts < start_of_day(now.date()):
+        raise InvalidStart(f"{format_time(starts)[:10]} has passed: choose today (to start now) or a later date.")
     if starts is None or starts <= now:
         return None
     longest = current_app.config["MFA_REQUIREMENT_MAX_GRACE"]
@@ -277,7 +280,9 @@ class Preview:
         return hmac.new(key, "|".join(map(str, fields)).encode(), hashlib.sha256).hexdigest()[:32]
 
     def matches(self, seen: str | None) -> bool:
-        return hmac.compare_digest(self.token, (seen or "")[:64])
+        # As bytes: compare_digest refuses text with a character beyond ASCII, and a forged
+        # token may hold any.
+        return hmac.compare_digest(self.token.encode(), (seen or "")[:64].encode())
 
     @property
     def summary(self) -> str:

@@ -10,11 +10,12 @@ so a page costs the same in a practice of 1,000 or of 50,000 users.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, bindparam, func, or_, select
 
 from portal.extensions import db
+from portal.forms import read_search
 from portal.mfa import methods
 from portal.models import MfaEnrollment, PracticeMfaCount, User
 
@@ -101,24 +102,37 @@ class TableQuery:
     sort: str = "name"
     direction: str = "asc"
     page: int = 1
+    # What in the query string could not be used, in words for the page (nothing else reads it).
+    problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_args(cls, args) -> TableQuery:
-        """Read the table's query string; anything unknown falls back to a default."""
-        filter_ = args.get("filter", "all")
-        sort = args.get("sort", "name")
-        direction = args.get("dir", "asc")
+        """Read the table's query string; anything that cannot be used falls back to a default
+        and is named in `problems` (an old bookmark still opens the table, and says what changed)."""
+        problems = []
+        filter_ = args.get("filter") or "all"
+        if filter_ not in FILTERS:
+            filter_ = "all"
+            problems.append("That filter does not exist, so every user is shown.")
+        sort = args.get("sort") or "name"
+        if sort not in SORTS:
+            sort = "name"
+            problems.append("The table cannot be sorted that way, so it is sorted by name.")
+        direction = args.get("dir") or "asc"
+        if direction not in ("asc", "desc"):
+            direction = "asc"
+            problems.append("The sort direction was not understood, so the order is ascending.")
         try:
-            page = max(1, min(int(args.get("page", 1)), 1_000_000))
+            page = min(int(args.get("page") or 1), 1_000_000)  # past the last page: the last page
         except (TypeError, ValueError):
+            page = 0
+        if page < 1:
             page = 1
-        return cls(
-            filter=filter_ if filter_ in FILTERS else "all",
-            q=(args.get("q") or "").strip()[:100],
-            sort=sort if sort in SORTS else "name",
-            direction=direction if direction in ("asc", "desc") else "asc",
-            page=page,
-        )
+            problems.append("The page must be a whole number from 1, so the first page is shown.")
+        q, problem = read_search(args.get("q"))
+        if problem:
+            problems.append(problem)
+        return cls(filter=filter_, q=q, sort=sort, direction=direction, page=page, problems=tuple(problems))
 
     def args(self, **changes) -> dict:
         values = {"filter": self.filter, "q": self.q, "sort": self.sort, "dir": self.direction, "page": self.page}

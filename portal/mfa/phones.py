@@ -32,6 +32,9 @@ def parse_us_number(raw: str) -> str:
         number = phonenumbers.parse(raw, "US")
     except NumberParseException as error:
         raise InvalidPhoneNumber() from error
+    if number.extension:
+        raise InvalidPhoneNumber("A number with an extension cannot receive text messages. "
+                                 "Enter a US mobile number without the extension.")
     if number.country_code != 1:
         raise InvalidPhoneNumber("Only US phone numbers (country code +1) can be used for SMS codes.")
     if not phonenumbers.is_valid_number(number):

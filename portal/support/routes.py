@@ -9,6 +9,7 @@ from portal.audit.query import audit_page
 from portal.enforcement import directory, requirement
 from portal.enforcement.errors import EnforcementError
 from portal.extensions import db
+from portal.forms import read_search
 from portal.htmx import hx_redirect, render, wants_fragment
 from portal.mfa.enrollment import clear_by_support
 from portal.mfa.errors import CannotClear, MfaError
@@ -112,9 +113,9 @@ def decline_lost_access(request_id):
 @bp.route("/users")
 def find_users():
     """Find users by email or practice name."""
-    q = (request.args.get("q") or "").strip()[:100]
+    q, problem = read_search(request.args.get("q"))
     results = directory.find_users(q) if q else []
-    return render_template("support/find_users.html", q=q, results=results)
+    return render_template("support/find_users.html", q=q, results=results, problem=problem)
 
 
 def _user_page(user: User, form: ClearMfaForm, status: int = 200, error: str | None = None):

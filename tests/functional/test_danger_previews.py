@@ -157,6 +157,9 @@ def test_a_direct_apply_without_the_confirmation_does_nothing(app, clock, maple)
     forged = support.post(_url(maple), data={**base, "seen": "0" * 32})
     assert forged.status_code == 409
     assert "changed since you looked" in _text(forged) and "4 users; 2 will have to set up MFA" in _text(forged)
+    for letters in ("é" * 32, "\uff10" * 32, "\u202e" + "0" * 31):  # beyond ASCII: full-width digits, a bidi mark
+        beyond_ascii = support.post(_url(maple), data={**base, "seen": letters})
+        assert beyond_ascii.status_code == 409 and "changed since you looked" in _text(beyond_ascii)
     too_long = support.post(_url(maple), data={**base, "seen": "f" * 65})
     assert too_long.status_code == 400
 
@@ -207,6 +210,11 @@ def test_wrong_or_missing_input_is_a_400_with_a_message(app, clock, maple, data,
     too_far = (clock.now() + timedelta(days=45)).date().isoformat()
     far = support.post(_url(maple), data={"required": "on", "when": "from", "starts_on": too_far, "reason": "x"})
     assert far.status_code == 400 and "Choose a start within the next thirty days." in _text(far)
+    yesterday = (clock.now() - timedelta(days=1)).date().isoformat()
+    for day in (yesterday, "2020-01-01"):
+        past = support.post(_url(maple), data={"required": "on", "when": "from", "starts_on": day, "reason": "x"})
+        assert past.status_code == 400
+        assert f"{day} has passed: choose today (to start now) or a later date." in _text(past)
     assert _state(maple) == (False, None) and _changes() == 0
 
 
@@ -273,6 +281,8 @@ def test_a_request_is_approved_only_by_its_confirmation(app, clock, maple, maple
     url = f"/support/requests/{maple_request.id}/decide"
     forged = support.post(url, data={"note": "ok", "approve": "Approve", "seen": "0" * 32})
     assert forged.status_code == 409 and "changed since you looked" in _text(forged)
+    beyond_ascii = support.post(url, data={"note": "ok", "approve": "Approve", "seen": "bücher"})
+    assert beyond_ascii.status_code == 409 and "changed since you looked" in _text(beyond_ascii)
     _action, fields = confirmation(support.post(url, data={"note": "ok", "approve": "Approve"})
                                    .get_data(as_text=True))
     make_enrollment(make_user("zed@maple.test", practice=maple), "email")

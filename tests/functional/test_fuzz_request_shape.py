@@ -1,5 +1,5 @@
-"""Fuzzing the shape of every form: does a file part (multipart upload) or a field sent more
-than once get the usual 400 page, and never a 500 or a write, on every POST endpoint of the
+"""Fuzzing the shape of every form: does a file part (multipart upload), a field sent more
+than once or a JSON body get the usual 400 page, and never a 500 or a write, on every POST endpoint of the
 app, for every role?
 
 The endpoints come from `app.url_map` (ids and link tokens substituted with real ones), so a
@@ -14,6 +14,7 @@ The strategies and helpers are in fuzz_helpers.py.
 
 from __future__ import annotations
 
+import json
 import re
 from types import SimpleNamespace
 from urllib.parse import urlencode
@@ -149,9 +150,9 @@ def assert_refused(response, role: str, endpoint: str, htmx: bool) -> None:
 
 
 def test_every_post_endpoint_refuses_file_parts_and_repeated_fields_for_every_role(shape_world):
-    """Does each POST endpoint, for each role, answer a file part, a repeated field and a
-    repeated CSRF token with the 400 page (404 in the support area for non-support), plain and
-    HTMX, with nothing written?"""
+    """Does each POST endpoint, for each role, answer a file part, a repeated field, a
+    repeated CSRF token and a JSON body (whatever it holds) with the 400 page (404 in the
+    support area for non-support), plain and HTMX, with nothing written?"""
     before = database_state()
     for endpoint, path, fields in shape_world.targets:
         good = list(fields.items()) or [("csrf_token", "token")]
@@ -163,6 +164,11 @@ def test_every_post_endpoint_refuses_file_parts_and_repeated_fields_for_every_ro
             "repeated field": (urlencode([*good, (name, "again")]).encode(), "application/x-www-form-urlencoded"),
             "repeated csrf_token": (urlencode([*good, ("csrf_token", "a"), ("csrf_token", "b")]).encode(),
                                     "application/x-www-form-urlencoded"),
+            "JSON": (json.dumps(dict(good)).encode(), "application/json"),
+            "JSON of numbers, lists and objects": (json.dumps(
+                {name: 123456, **{key: [value, value] for key, value in good[1:]}, "x": {"a": True}}).encode(),
+                "application/json; charset=utf-8"),
+            "JSON that is not an object": (b"[1, 2]", "application/vnd.portal+json"),
         }
         for role in ROLES:
             for shape, (body, content_type) in shapes.items():
@@ -223,8 +229,9 @@ def test_file_parts_and_repeated_fields_are_refused_whatever_they_hold(shape_wor
 
 
 def test_a_repeated_or_attached_csrf_token_is_refused_before_csrf_protection(make_app, app):
-    """With CSRF on, does a repeated token (even the right one twice) or a token sent as a
-    file get this 400, before Flask-WTF reads it, while one right token still passes?"""
+    """With CSRF on, does a repeated token (even the right one twice), a token sent as a file,
+    or a JSON body with the right token in the header get this 400, before Flask-WTF reads it,
+    while one right token still passes?"""
     csrf_app = make_app(WTF_CSRF_ENABLED=True)
     make_user("csrf-shape@shape.test")
     client = csrf_app.test_client()
@@ -245,6 +252,9 @@ def test_a_repeated_or_attached_csrf_token_is_refused_before_csrf_protection(mak
         response = client.post("/login", data=body, content_type=content_type)
         page = assert_handled(response)
         assert response.status_code == 400 and BAD_REQUEST in page and CSRF_MESSAGE not in page
+    for json_body in ({"email": 123, "password": PASSWORD}, {"email": "csrf-shape@shape.test", "password": PASSWORD}):
+        response = client.post("/login", json=json_body, headers={"X-CSRFToken": token})  # the token as htmx sends it
+        assert response.status_code == 400 and BAD_REQUEST in assert_handled(response)
     assert database_state() == before
     response = client.post("/login", data={**dict(fields), "csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"] == "/"

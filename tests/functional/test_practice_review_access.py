@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, MfaEnrollment, RequirementRequest, User
+from portal.models import AuditEvent, Invitation, MfaEnrollment, RequirementRequest, User
 from tests.conftest import without_csrf_tokens
 from tests.factories import PASSWORD, make_user
 from tests.functional.practice_review_helpers import (
@@ -162,3 +162,19 @@ def test_control_characters_in_free_text_are_refused(client, alder_admin):
     response = client.post("/practice/invitations",
                            data={"email": "nul@alder.test", "display_name": "Ada\x00", "role": "staff"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("name", ["\u202eevil\u202c Admin", "\u200b", "Ada\u200bLovelace", "\ufeffAda"],
+                         ids=["right-to-left override", "zero-width space alone", "zero-width space", "BOM"])
+def test_a_name_with_invisible_characters_is_refused(client, alder_admin, name):
+    """A display name that would show blank, or reversed ("nimdA" shown as "Admin"): a 400
+    saying what to remove, and no invitation; a name with accents is welcome."""
+    response = client.post("/practice/invitations", data={"email": "new@alder.test", "display_name": name,
+                                                          "role": "staff"})
+    assert response.status_code == 400
+    assert "Remove the invisible characters" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(Invitation.id))) == 0
+    response = client.post("/practice/invitations", data={"email": "new@alder.test", "display_name": "José Núñez",
+                                                          "role": "staff"})
+    assert response.status_code == 303
+

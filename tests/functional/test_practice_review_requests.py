@@ -6,6 +6,8 @@ Helpers are in practice_review_helpers.py, the shared fixtures in conftest.py.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -55,6 +57,21 @@ def test_a_note_over_1000_characters_is_refused(client, alder_admin):
     response = client.post("/practice/requests", data={"note": "x" * 1001})
     assert response.status_code == 400
     assert db.session.scalar(select(func.count(RequirementRequest.id))) == 0
+
+
+def test_a_start_date_that_has_passed_is_refused_with_a_message(client, alder_admin, clock):
+    """Asking for MFA from a date that has passed: is it a 400 saying so, nothing sent, rather
+    than a request to require MFA at once? (Today's date means now, and is sent.)"""
+    yesterday = (clock.now() - timedelta(days=1)).date().isoformat()
+    response = client.post("/practice/requests", data={"note": "From then", "starts_on": yesterday})
+    assert response.status_code == 400
+    assert f"{yesterday} has passed: choose today (to start now) or a later date." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(RequirementRequest.id))) == 0
+
+    today = clock.now().date().isoformat()
+    assert client.post("/practice/requests", data={"note": "Now", "starts_on": today}).status_code == 303
+    request = db.session.scalar(select(RequirementRequest))
+    assert (request.require, request.required_from) == (True, None)
 
 
 @pytest.fixture

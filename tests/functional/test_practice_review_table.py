@@ -219,6 +219,29 @@ def test_nonsense_query_parameters_fall_back_to_defaults(client, sixty_users):
         assert len(csv_rows(download)) == 60, query
 
 
+SAID = [
+    ({"page": "abc"}, "The page must be a whole number from 1, so the first page is shown."),
+    ({"page": "-3"}, "The page must be a whole number from 1, so the first page is shown."),
+    ({"sort": "password_hash"}, "The table cannot be sorted that way, so it is sorted by name."),
+    ({"dir": "sideways"}, "The sort direction was not understood, so the order is ascending."),
+    ({"filter": "secret"}, "That filter does not exist, so every user is shown."),
+    ({"q": "member\x00"}, "The search holds characters no name or email has, so it was left out."),
+    ({"q": "x" * 150}, "The search is longer than 100 characters: its first 100 were used."),
+]
+
+
+@pytest.mark.parametrize(("query", "message"), SAID, ids=lambda value: str(value)[:20])
+def test_what_the_table_could_not_use_is_said_on_the_page(client, sixty_users, query, message):
+    """A link or bookmark with a value the table cannot use still opens the table, and the page
+    (and the HTMX fragment it swaps in) says what was not used, rather than dropping it silently."""
+    for headers in ({}, HTMX_TABLE):
+        response = client.get(REVIEW, query_string=query, headers=headers)
+        assert response.status_code == 200
+        assert message in text_of(response.get_data(as_text=True), "table-notes")
+    plain = client.get(REVIEW, query_string={"page": "2", "sort": "email", "dir": "desc", "filter": "with_mfa"})
+    assert 'id="table-notes"' not in plain.get_data(as_text=True)
+
+
 def test_huge_page_numbers_and_long_searches_do_not_break_the_page(client, sixty_users):
     """Does a page number too big for any integer column, or a 5,000-character search, still answer 200?"""
     huge = client.get(REVIEW, query_string={"page": "9" * 30})

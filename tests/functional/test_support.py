@@ -275,6 +275,23 @@ def test_support_user_search_escapes_wildcards(client, support):
     assert "percent@example.test" not in html
 
 
+def test_a_search_the_page_cannot_use_is_said_not_dropped(client, support):
+    """A search with a NUL or a line break (PostgreSQL cannot take a NUL) is left out, and a
+    long one cut, each with a note saying so; never a 500."""
+    make_user("kline@example.test", display_name="Kim Kline")
+    for unusable in ("kline\x00", "kl\nine", "\x7f"):
+        response = client.get("/support/users", query_string={"q": unusable})
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+        assert "The search holds characters no name or email has, so it was left out." in html
+        assert "kline@example.test" not in html
+    long = client.get("/support/users", query_string={"q": "kline@example.test" + " " * 90 + "x" * 10})
+    html = long.get_data(as_text=True)
+    assert long.status_code == 200 and "The search is longer than 100 characters: its first 100 were used." in html
+    plain = client.get("/support/users", query_string={"q": "kline"}).get_data(as_text=True)
+    assert "kline@example.test" in plain and 'id="search-notes"' not in plain
+
+
 
 def test_everyone_else_gets_404_even_for_existing_ids(app, client, auth, clock):
     """With real ids in the URL, does the support area still not admit it exists?"""

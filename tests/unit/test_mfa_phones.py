@@ -28,6 +28,15 @@ def test_a_us_number_in_any_common_format_gives_one_e164(e164, typed):
     assert parse_us_number(typed) == e164
 
 
+@pytest.mark.parametrize("typed", ["12025550143x123", "(202) 555-0143 ext. 9", "+1 202 555 0143 extension 12"])
+def test_a_number_with_an_extension_is_refused_not_cut_short(typed):
+    """Is a desk number with an extension refused with a message saying so, rather than
+    stored without its extension (where no text could reach the person)?"""
+    with pytest.raises(InvalidPhoneNumber) as refused:
+        parse_us_number(typed)
+    assert "with an extension cannot receive text messages" in str(refused.value)
+
+
 def test_surrounding_spaces_are_ignored():
     """Does a number pasted with spaces around it still parse?"""
     assert parse_us_number("  (202) 555-0143 ") == "+12025550143"
