@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, SubmitField, TextAreaField
+from wtforms import HiddenField, PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 # NUL and other control characters have no place in names, notes, emails or codes; PostgreSQL
@@ -16,7 +16,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # marks that reverse the direction of what follows. In a one-line field (a name, an email, a
 # ticket) they can make a blank name, or "nimdA" read as "Admin" to a colleague or support.
 # Text areas keep them (a note written in a right-to-left language needs its marks), and so do
-# passwords (emoji sequences use the zero-width joiner).
+# passwords (emoji sequences use the zero-width joiner) and hidden fields (the portal's own
+# tokens, which a changed one fails to match).
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u061c]")
 
 
@@ -46,7 +47,7 @@ class PortalForm(FlaskForm):
             if _CONTROL.search(field.data):
                 field.errors = [*field.errors, "Remove the control characters from this field."]
                 valid = False
-            elif not isinstance(field, TextAreaField | PasswordField) and _INVISIBLE.search(field.data):
+            elif not isinstance(field, TextAreaField | PasswordField | HiddenField) and _INVISIBLE.search(field.data):
                 field.errors = [*field.errors, "Remove the invisible characters (such as zero-width spaces or "
                                                "right-to-left marks) from this field."]
                 valid = False
