@@ -48,7 +48,7 @@ def create_app(config=None) -> Flask:
     from portal import metrics as portal_metrics
     from portal.auth import bp as auth_bp
     from portal.dashboard import bp as dashboard_bp
-    from portal.database import engine_options, init_database
+    from portal.database import init_database
     from portal.extensions import csrf, db, limiter, login_manager, mail, migrate
     from portal.health import bp as health_bp
     from portal.mfa import methods
@@ -62,7 +62,6 @@ def create_app(config=None) -> Flask:
     # A doubled slash is a wrong address (404), not one to redirect to a guess: a link token
     # containing "/" must fail as a bad token does.
     app.url_map.merge_slashes = False
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
     init_database(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), compare_type=True, render_item=render_item)

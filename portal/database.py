@@ -28,20 +28,6 @@ from portal.extensions import db
 _RETURNED_AT = "portal_returned_at"
 
 
-def engine_options(config) -> dict:
-    """SQLALCHEMY_ENGINE_OPTIONS with what the database server needs added.
-
-    PostgreSQL: psycopg's prepared statements are off. psycopg forgets them at every ROLLBACK
-    (and every read-only request ends with one), then sends DEALLOCATE ALL before the next
-    statement: an extra round trip that bought nothing, since a statement is prepared only
-    after five runs on one connection. The portal's statements are short lookups by key, which
-    PostgreSQL plans in microseconds."""
-    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        options["connect_args"] = {"prepare_threshold": None, **options.get("connect_args", {})}
-    return options
-
-
 def init_database(app: Flask) -> None:
     with app.app_context():
         engine = db.engine

@@ -233,7 +233,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         super()._save(app, session, response)
         stale = g.pop("stale_session_ids", [])
         if stale:  # not removed with an upsert (e.g. the session ended empty)
-            with _autocommit(db.engine).connect() as connection:
+            with _single_statements(db.engine) as connection:
                 connection.execute(_DELETE_MANY, {"sids": stale})
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
@@ -248,7 +248,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:
-        with _autocommit(db.engine).connect() as connection:
+        with _single_statements(db.engine) as connection:
             connection.execute(_DELETE, {"sid": store_id})
 
     def _upsert_session(
@@ -258,9 +258,8 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         expiry = clock.now() + session_lifetime
         stale = g.pop("stale_session_ids", [])
         values = {"sid": store_id, "data": data, "expiry": expiry}
-        # Nearly every save is one statement, sent on its own (autocommit): wrapped in BEGIN and
-        # COMMIT it would cost PostgreSQL three round trips instead of one.
-        with _autocommit(db.engine).connect() as connection:
+        # Nearly every save is one statement, sent on its own (see _single_statements).
+        with _single_statements(db.engine) as connection:
             if getattr(session, "from_store", False):
                 # Only ever updated: if it was ended meanwhile, it stays ended.
                 connection.execute(_UPDATE, values)
@@ -279,10 +278,20 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
             connection.execute(_INSERT, values)
 
 
+def _single_statements(engine):
+    """A connection for writes of one statement each, every one kept as it is sent.
+
+    PostgreSQL: in autocommit, so no BEGIN and COMMIT travel with it (two round trips of
+    three). SQLite: one short transaction, as everywhere else; in the process, BEGIN and COMMIT
+    cost no round trip, and switching the connection to autocommit and back costs more."""
+    if engine.dialect.name == "sqlite":
+        return engine.begin()
+    return _autocommit(engine).connect()
+
+
 @functools.lru_cache(maxsize=8)
 def _autocommit(engine):
-    """The engine with its connections in autocommit (sharing its pool): each statement is its
-    own transaction, sent without BEGIN and COMMIT."""
+    """The engine with its connections in autocommit (sharing its pool)."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
