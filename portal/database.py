@@ -1,4 +1,5 @@
-"""The database engine's setup: SQLite's settings, and when a server's connection is checked.
+"""The database engine's setup: SQLite's settings, when a server's connection is checked, and
+a connection for writes of one statement each.
 
 A PostgreSQL server may restart, or drop a connection that sat idle, under a running portal.
 SQLAlchemy's `pool_pre_ping` answers that by pinging the server at every checkout. But a
@@ -15,6 +16,7 @@ A database file (SQLite) has no connection to lose: it is never pinged.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from flask import Flask
@@ -69,3 +71,21 @@ def _ping_idle_connections(engine, idle_seconds: float) -> None:
             if dialect.is_disconnect(error, dbapi_connection, None):
                 raise DisconnectionError("the database server dropped an idle connection") from error
             raise
+
+
+def single_statement_writes(engine):
+    """A connection (context manager) for writes of one statement each, every one kept as it
+    is sent.
+
+    PostgreSQL: in autocommit, so no BEGIN and COMMIT travel with it (two round trips of
+    three). SQLite: one short transaction, as everywhere else; in the process, BEGIN and COMMIT
+    cost no round trip, and switching the connection to autocommit and back costs more."""
+    if engine.dialect.name == "sqlite":
+        return engine.begin()
+    return _autocommit(engine).connect()
+
+
+@functools.lru_cache(maxsize=8)
+def _autocommit(engine):
+    """The engine with its connections in autocommit (sharing its pool)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

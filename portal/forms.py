@@ -11,7 +11,8 @@ from wtforms.validators import DataRequired, Length
 
 # NUL and other control characters have no place in names, notes, emails or codes; PostgreSQL
 # cannot even store NUL. Tab and line breaks stay allowed (text areas).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BUT_LINES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # all but tab, line feed, carriage return
+_CONTROL = re.compile(f"[{_CONTROL_BUT_LINES}]")
 # Characters that do not show but change what is shown: zero-width spaces and joiners, and the
 # marks that reverse the direction of what follows. In a one-line field (a name, an email, a
 # ticket) they can make a blank name, or "nimdA" read as "Admin" to a colleague or support.
@@ -22,7 +23,7 @@ _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u
 
 
 SEARCH_LIMIT = 100  # characters of a typed search that are used
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a search box is one line: tabs and breaks too
+_ANY_CONTROL = re.compile(f"[{_CONTROL_BUT_LINES}\t\n\r]")  # a search box is one line: those too
 
 
 def read_search(raw: str | None) -> tuple[str, str | None]:

@@ -22,7 +22,6 @@ could fill the store by reloading a public page.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from datetime import timedelta
@@ -36,6 +35,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from portal import clock, errors, redis_client
+from portal.database import single_statement_writes
 from portal.extensions import db
 from portal.models.session import ServerSession
 
@@ -233,7 +233,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         super()._save(app, session, response)
         stale = g.pop("stale_session_ids", [])
         if stale:  # not removed with an upsert (e.g. the session ended empty)
-            with _single_statements(db.engine) as connection:
+            with single_statement_writes(db.engine) as connection:
                 connection.execute(_DELETE_MANY, {"sids": stale})
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
@@ -248,7 +248,7 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         return self.serializer.decode(want_bytes(row.data))
 
     def _delete_session(self, store_id: str) -> None:
-        with _single_statements(db.engine) as connection:
+        with single_statement_writes(db.engine) as connection:
             connection.execute(_DELETE, {"sid": store_id})
 
     def _upsert_session(
@@ -258,8 +258,8 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         expiry = clock.now() + session_lifetime
         stale = g.pop("stale_session_ids", [])
         values = {"sid": store_id, "data": data, "expiry": expiry}
-        # Nearly every save is one statement, sent on its own (see _single_statements).
-        with _single_statements(db.engine) as connection:
+        # Nearly every save is one statement, sent on its own (see single_statement_writes).
+        with single_statement_writes(db.engine) as connection:
             if getattr(session, "from_store", False):
                 # Only ever updated: if it was ended meanwhile, it stays ended.
                 connection.execute(_UPDATE, values)
@@ -276,23 +276,6 @@ class DatabaseSessionInterface(_NoRevival, ServerSideSessionInterface):
         with db.engine.begin() as connection:
             connection.execute(_DELETE_MANY, {"sids": stale})
             connection.execute(_INSERT, values)
-
-
-def _single_statements(engine):
-    """A connection for writes of one statement each, every one kept as it is sent.
-
-    PostgreSQL: in autocommit, so no BEGIN and COMMIT travel with it (two round trips of
-    three). SQLite: one short transaction, as everywhere else; in the process, BEGIN and COMMIT
-    cost no round trip, and switching the connection to autocommit and back costs more."""
-    if engine.dialect.name == "sqlite":
-        return engine.begin()
-    return _autocommit(engine).connect()
-
-
-@functools.lru_cache(maxsize=8)
-def _autocommit(engine):
-    """The engine with its connections in autocommit (sharing its pool)."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def init_sessions(app: Flask) -> None:

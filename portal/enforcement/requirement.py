@@ -90,7 +90,7 @@ def _check_start(practice: Practice, required: bool, starts: datetime | None, no
     """A start date must be today (which means now) or lie ahead, within the grace period
     allowed; None means now."""
     if starts is not None and starts < start_of_day(now.date()):
-        raise InvalidStart(f"{format_time(starts)[:10]} has passed: choose today (to start now) or a later date.")
+        raise InvalidStart(f"{starts:%Y-%m-%d} has passed: choose today (to start now) or a later date.")
     if starts is None or starts <= now:
         return None
     longest = current_app.config["MFA_REQUIREMENT_MAX_GRACE"]
