@@ -27,26 +27,26 @@ from portal.mfa.errors import MfaError
 from portal.models import AuditEvent, MfaCode, User
 from tests.factories import PASSWORD, make_enrollment, make_user
 from tests.functional.mfa_helpers import last_code
-from tests.functional.parallel import POOL, THREADS, clones, fire, log_in
+from tests.functional.parallel import POOL, SESSION_STORES, THREADS, clones, fire, log_in
 
 E164 = "+12025550143"
 
 
-@pytest.fixture
-def race_app(make_app, app):
+@pytest.fixture(params=list(SESSION_STORES))
+def race_app(make_app, app, request):
     """The app under test, with a connection pool large enough for every thread at once.
 
     Unchanged sessions are not re-saved on every request (SESSION_REFRESH_EACH_REQUEST off, the
     default), so these races exercise code verification alone; how the session store copes with
     racing saves is tested separately (`session_app`, which saves on every request).
     """
-    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=False)
+    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=False, **SESSION_STORES[request.param])
 
 
-@pytest.fixture
-def session_app(make_app, app):
+@pytest.fixture(params=list(SESSION_STORES))
+def session_app(make_app, app, request):
     """The app under test saving its session on every request, so saves race each other."""
-    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=True)
+    return make_app(SQLALCHEMY_ENGINE_OPTIONS=POOL, SESSION_REFRESH_EACH_REQUEST=True, **SESSION_STORES[request.param])
 
 
 def assert_one_login(clients, responses) -> None:

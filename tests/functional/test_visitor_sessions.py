@@ -3,6 +3,7 @@ carries their CSRF token, signed, so reloading Log In cannot fill the session st
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from flask_session.redis import RedisSessionInterface
 from sqlalchemy import event, func, select
 
@@ -11,7 +12,7 @@ from portal.models import ServerSession
 from portal.sessions import VISITOR_COOKIE_PREFIX
 from tests.conftest import session_cookie, token_from
 from tests.factories import PASSWORD, make_user
-from tests.functional.parallel import POOL, THREADS, clones, fire
+from tests.functional.parallel import POOL, SESSION_STORES, THREADS, clones, fire
 
 EXPIRED_FORM = "This form has expired"
 
@@ -89,10 +90,11 @@ def test_hundreds_of_visitors_at_once_store_nothing(csrf_app, app):
     assert stored_sessions(csrf_app) == before
 
 
-def test_one_visitor_cookie_logging_in_many_times_at_once_gets_a_new_session_each_time(make_app, app):
+@pytest.mark.parametrize("store", list(SESSION_STORES))
+def test_one_visitor_cookie_logging_in_many_times_at_once_gets_a_new_session_each_time(make_app, app, store):
     """The password sent at once from many tabs that share one visitor cookie: does each Log In
     get its own new, stored session id, none of them the cookie's (no fixation), and work?"""
-    parallel_app = make_app(WTF_CSRF_ENABLED=True, SQLALCHEMY_ENGINE_OPTIONS=POOL)
+    parallel_app = make_app(WTF_CSRF_ENABLED=True, SQLALCHEMY_ENGINE_OPTIONS=POOL, **SESSION_STORES[store])
     with parallel_app.app_context():
         make_user("tabs@example.test")
         before = stored_sessions(parallel_app)
